@@ -1,0 +1,255 @@
+/**
+ * A Service joins a protocol codec to an app: bytes in, bytes out. Engines call `feed()` with the
+ * unconsumed input of one connection and write whatever lands in `out`; they never see requests.
+ *
+ * Requests of one connection are handled strictly in order. When a handler answers with a Promise
+ * (or simulated async work is configured), `feed()` stops at that request and hands the engine a
+ * `pending` promise; the engine stops reading the connection, writes the bytes the promise yields,
+ * then feeds the rest. That keeps pipelined responses in order without a per-request queue.
+ */
+import { OutBuf } from '../protocols/outbuf.js';
+import { parseRequest } from '../protocols/http/request.js';
+import { writeError as writeHttpError, writeResponse } from '../protocols/http/response.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, type HttpRequest, type HttpResponse } from '../protocols/http/types.js';
+import { parseCommand } from '../protocols/resp/server.js';
+import { writeError as writeRespError } from '../protocols/resp/encode.js';
+import { DEFAULT_RESP_LIMITS, type RespLimits } from '../protocols/resp/types.js';
+import { nanosleep } from '../sys/process.js';
+import type { App, HttpApp, RespApp } from './types.js';
+import type { WorkSpec } from './work.js';
+
+/** What a finished async request hands back: its encoded response, and whether to close after it. */
+export interface Deferred {
+  bytes: Buffer;
+  close: boolean;
+}
+
+/** Filled by feed(); reused by the engine for every call so feeding allocates nothing. */
+export class FeedResult {
+  /** Absolute offset of the first byte not consumed (a partial request the engine must keep). */
+  next = 0;
+  /** Close the connection once `out` (and any backlog) is written. */
+  close = false;
+  /** Requests completed by this call. */
+  requests = 0;
+  /** Set when a request is still being handled; see the file comment. */
+  pending: Promise<Deferred> | null = null;
+
+  reset(): void {
+    this.next = 0;
+    this.close = false;
+    this.requests = 0;
+    this.pending = null;
+  }
+}
+
+export interface StallStats {
+  /** App calls that held the loop longer than the threshold. */
+  count: number;
+  /** Longest app call seen, ms. */
+  maxMs: number;
+  /** Stall count by route (HTTP method + path) or RESP command. */
+  byRoute: Map<string, number>;
+}
+
+export interface ServiceOptions {
+  http?: Partial<HttpLimits>;
+  resp?: Partial<RespLimits>;
+  work?: WorkSpec | null;
+  /**
+   * Time each app call and count those that hold the loop longer than this (ms). Event-loop engines
+   * set it (default 5 ms); blocking engines leave it off, since a slow handler only holds its own thread.
+   */
+  stallMs?: number | null;
+  /** Called (rate-limited by the caller) when a stall is seen. */
+  onStall?: (route: string, ms: number) => void;
+}
+
+export interface Service {
+  readonly protocol: App['protocol'];
+  readonly app: App;
+  /** Set by the engine when shutting down: HTTP answers carry `Connection: close`, then the connection closes. */
+  draining: boolean;
+  readonly stalls: StallStats;
+  feed(buf: Buffer, start: number, end: number, out: OutBuf, r: FeedResult): void;
+}
+
+const now = (): number => performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+function isPromise<T>(v: unknown): v is Promise<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function routeOf(req: HttpRequest): string {
+  const q = req.target.indexOf('?');
+  return `${req.method} ${q < 0 ? req.target : req.target.slice(0, q)}`;
+}
+
+export function createService(app: App, opts: ServiceOptions = {}): Service {
+  const stalls: StallStats = { count: 0, maxMs: 0, byRoute: new Map() };
+  const stallMs = opts.stallMs ?? null;
+  const noteStall = (route: string, ms: number): void => {
+    if (ms > stalls.maxMs) stalls.maxMs = ms;
+    if (stallMs === null || ms < stallMs) return;
+    stalls.count++;
+    stalls.byRoute.set(route, (stalls.byRoute.get(route) ?? 0) + 1);
+    opts.onStall?.(route, ms);
+  };
+  switch (app.protocol) {
+    case 'http':
+      return httpService(app, { ...DEFAULT_HTTP_LIMITS, ...opts.http }, opts.work ?? null, stallMs, stalls, noteStall);
+    case 'resp':
+      return respService(app, { ...DEFAULT_RESP_LIMITS, ...opts.resp }, opts.work ?? null, stallMs, stalls, noteStall);
+    case 'echo':
+      return {
+        protocol: 'echo',
+        app,
+        draining: false,
+        stalls,
+        feed(buf, start, end, out, r) {
+          out.bytes(buf, start, end);
+          r.next = end;
+          r.requests++;
+          if (this.draining) r.close = true;
+        },
+      };
+  }
+}
+
+type NoteStall = (route: string, ms: number) => void;
+
+function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall): Service {
+  const svc: Service = {
+    protocol: 'http',
+    app,
+    draining: false,
+    stalls,
+    feed(buf, start, end, out, r) {
+      let pos = start;
+      while (pos < end) {
+        const p = parseRequest(buf, pos, end, limits);
+        if (p.kind === 'incomplete') break;
+        if (p.kind === 'error') {
+          writeHttpError(out, p.status);
+          r.close = true;
+          pos = end;
+          break;
+        }
+        const req = p.request;
+        pos = p.next;
+        const keepAlive = req.keepAlive && !svc.draining;
+        const head = req.method === 'HEAD';
+        if (work?.kind === 'async') {
+          r.pending = sleep(work.ms).then(() => call(req)).then((res) => encode(res, req, keepAlive, head));
+          break;
+        }
+        if (work?.kind === 'blocking') nanosleep(work.ms);
+        const res = call(req);
+        if (isPromise<HttpResponse>(res)) {
+          r.pending = res.then((v) => encode(v, req, keepAlive, head), () => encode(ERROR_500, req, false, head));
+          break;
+        }
+        r.requests++;
+        writeResponse(out, res, { keepAlive, head, versionMinor: req.versionMinor });
+        if (!keepAlive) {
+          r.close = true;
+          pos = end; // anything pipelined after a closing request is discarded, as nginx does
+          break;
+        }
+      }
+      r.next = pos;
+    },
+  };
+
+  function call(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+    const t0 = stallMs === null && work === null ? 0 : now();
+    let res: HttpResponse | Promise<HttpResponse>;
+    try {
+      res = app.handle(req);
+    } catch (e) {
+      reportAppError(app.name, e);
+      res = ERROR_500;
+    }
+    if (t0 !== 0) noteStall(routeOf(req), now() - t0 + (work?.kind === 'blocking' ? work.ms : 0));
+    return res;
+  }
+
+  function encode(res: HttpResponse, req: HttpRequest, keepAlive: boolean, head: boolean): Deferred {
+    const o = new OutBuf(256);
+    writeResponse(o, res, { keepAlive, head, versionMinor: req.versionMinor });
+    return { bytes: o.take(), close: !keepAlive };
+  }
+  return svc;
+}
+
+const ERROR_500: HttpResponse = Object.freeze({ status: 500, headers: [['Content-Type', 'text/plain']] as const, body: 'Internal Server Error\n' });
+
+let lastAppError = 0;
+function reportAppError(name: string, e: unknown): void {
+  const t = Date.now();
+  if (t - lastAppError < 5000) return;
+  lastAppError = t;
+  process.stderr.write(`iolab: app ${name} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+}
+
+function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall): Service {
+  const svc: Service = {
+    protocol: 'resp',
+    app,
+    draining: false,
+    stalls,
+    feed(buf, start, end, out, r) {
+      let pos = start;
+      while (pos < end) {
+        const p = parseCommand(buf, pos, end, limits);
+        if (p.kind === 'incomplete') break;
+        if (p.kind === 'skip') {
+          pos = p.next;
+          continue;
+        }
+        if (p.kind === 'error') {
+          // Redis answers a protocol error and closes (networking.c: setProtocolError).
+          writeRespError(out, `ERR ${p.message}`);
+          r.close = true;
+          pos = end;
+          break;
+        }
+        pos = p.next;
+        const args = p.args;
+        if (work?.kind === 'async') {
+          r.pending = sleep(work.ms).then(() => {
+            const o = new OutBuf(256);
+            const close = call(args, o);
+            return { bytes: o.take(), close };
+          });
+          break;
+        }
+        if (work?.kind === 'blocking') nanosleep(work.ms);
+        r.requests++;
+        if (call(args, out)) {
+          r.close = true;
+          pos = end;
+          break;
+        }
+      }
+      r.next = pos;
+      if (svc.draining) r.close = true;
+    },
+  };
+
+  function call(args: Buffer[], out: OutBuf): boolean {
+    const t0 = stallMs === null && work === null ? 0 : now();
+    let res: void | 'close';
+    try {
+      res = app.handle(args, out);
+    } catch (e) {
+      reportAppError(app.name, e);
+      writeRespError(out, 'ERR internal error');
+      res = undefined;
+    }
+    if (t0 !== 0) noteStall(args[0] ? args[0].toString('latin1').toUpperCase() : '?', now() - t0 + (work?.kind === 'blocking' ? work.ms : 0));
+    return res === 'close';
+  }
+  return svc;
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+/** iolab's command line. Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
+import { Command, CommanderError, Option } from 'commander';
+import { serve, UsageError, type ServeFlags } from './serve.js';
+import { ENGINES, ENGINE_INFO } from '../engines/index.js';
+import { BUILTIN_APPS } from '../apps/index.js';
+import { SyscallError } from '../sys/errno.js';
+
+const program = new Command();
+program
+  .name('iolab')
+  .description(
+    'See and measure how network servers do I/O: blocking, non-blocking, select/poll/epoll and io_uring\n' +
+      'engines over real Linux syscalls, running the same apps (echo, HTTP/1.1, a Redis-compatible store).',
+  )
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('serve')
+  .description('run one engine serving one app until Ctrl-C (then drain and exit 0)')
+  .addOption(new Option('-e, --engine <name>', 'I/O engine').choices([...ENGINES]).default('epoll'))
+  .option('-a, --app <app>', `app: ${BUILTIN_APPS.join(' | ')} | path to an app module`, 'hello')
+  .option('-p, --port <n>', 'TCP port (0 picks a free one)', '8080')
+  .option('-H, --host <addr>', 'address to listen on (IPv4 or IPv6, e.g. ::1)', '127.0.0.1')
+  .option('-w, --workers <n>', 'event loops sharing the port with SO_REUSEPORT (one thread each)', '1')
+  .option('--edge', 'epoll: edge-triggered (EPOLLET) instead of level-triggered')
+  .option('--work <spec>', 'simulated cost per request: blocking:1ms (nanosleep) or async:1ms (timer)')
+  .option('--stall-ms <ms>', 'warn when one app call holds the event loop this long (0: off)', '5')
+  .option('--max-header <bytes>', 'HTTP: largest header section before 431 (default 16384)')
+  .option('--max-body <bytes>', 'HTTP: largest request body before 413 (default 1048576)')
+  .option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish', '5000')
+  .option('--stats-file <path>', 'write the engine stats as JSON to this file twice a second')
+  .option('--cpus <list>', 'pin the server to these CPUs, e.g. 0 or 0-1')
+  .option('--json', 'print events (listening, stopped + stats) as JSON lines on stdout')
+  .option('-q, --quiet', 'no notices on stderr')
+  .addHelpText(
+    'after',
+    `\nEngines:\n${ENGINES.map((e) => `  ${e.padEnd(10)} ${ENGINE_INFO[e]!.model}: ${ENGINE_INFO[e]!.summary}`).join('\n')}\n\n` +
+      'Examples:\n' +
+      '  iolab serve --app hello --port 8080          # then: curl localhost:8080/\n' +
+      '  iolab serve --app kv --port 6380              # then: redis-cli -p 6380 set a 1\n' +
+      '  iolab serve --app echo --port 7000 --edge     # then: nc localhost 7000\n',
+  )
+  .action(async (flags: ServeFlags) => {
+    await serve(flags);
+  });
+
+program
+  .command('demo')
+  .description('a short tour: serve hello on epoll, drive it for a few seconds, print what the kernel was asked')
+  .option('-s, --seconds <n>', 'how long to drive it', '3')
+  .action(async (flags: { seconds: string }) => {
+    const { demo } = await import('./demo.js');
+    await demo(Number(flags.seconds));
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`iolab: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    if (e instanceof SyscallError) {
+      process.stderr.write(`iolab: ${e.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`iolab: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

@@ -1,0 +1,120 @@
+/** `iolab serve`: run one engine with one app until Ctrl-C / SIGTERM, then drain and exit 0. */
+import { writeFileSync, renameSync } from 'node:fs';
+import { createEngine, engineOptions } from '../engines/index.js';
+import type { EngineStats } from '../engines/types.js';
+import { parseWork } from '../apps/work.js';
+import { raiseNofile, setAffinity } from '../sys/index.js';
+
+export interface ServeFlags {
+  engine: string;
+  app: string;
+  host: string;
+  port: string;
+  workers: string;
+  edge?: boolean;
+  work?: string;
+  stallMs: string;
+  maxHeader?: string;
+  maxBody?: string;
+  drainMs: string;
+  statsFile?: string;
+  cpus?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function parseIntFlag(name: string, v: string, min = 0): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min} (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+export function parseCpus(v: string): number[] {
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new UsageError(`--cpus takes a list like 0 or 0,1 or 0-1 (got ${JSON.stringify(v)})`);
+    for (let c = Number(m[1]); c <= Number(m[2] ?? m[1]); c++) out.push(c);
+  }
+  return out;
+}
+
+export class UsageError extends Error {}
+
+const PROTOCOL_URL: Record<string, string> = { http: 'http', resp: 'redis', echo: 'tcp' };
+
+export async function serve(f: ServeFlags): Promise<void> {
+  const limits = raiseNofile();
+  if (f.cpus) setAffinity(parseCpus(f.cpus));
+  const opts = engineOptions({
+    app: f.app,
+    host: f.host,
+    port: parseIntFlag('--port', f.port),
+    workers: parseIntFlag('--workers', f.workers, 1),
+    edge: !!f.edge,
+    drainMs: parseIntFlag('--drain-ms', f.drainMs),
+    quiet: !!f.quiet,
+    service: {
+      work: parseWork(f.work),
+      stallMs: Number(f.stallMs) > 0 ? Number(f.stallMs) : null,
+      http: {
+        ...(f.maxHeader ? { maxHeaderBytes: parseIntFlag('--max-header', f.maxHeader, 256) } : {}),
+        ...(f.maxBody ? { maxBody: parseIntFlag('--max-body', f.maxBody) } : {}),
+      },
+    },
+  });
+  if (f.engine !== 'epoll' && f.edge) throw new UsageError('--edge applies to the epoll engine only');
+  const engine = await createEngine(f.engine, opts);
+  const at = await engine.start();
+  const first = await engine.stats();
+  const scheme = PROTOCOL_URL[first.protocol] ?? 'tcp';
+  const host = at.host.includes(':') ? `[${at.host}]` : at.host;
+  if (f.json) {
+    process.stdout.write(JSON.stringify({ event: 'listening', engine: at.engine, app: first.app, protocol: first.protocol, host: at.host, port: at.port, pid: process.pid, workers: opts.workers }) + '\n');
+  } else {
+    process.stdout.write(
+      `iolab: ${at.engine} serving ${first.app} (${first.protocol}) on ${scheme}://${host}:${at.port}` +
+        ` (pid ${process.pid}, ${opts.workers} loop${opts.workers > 1 ? 's' : ''}, open-file limit ${limits.soft}); Ctrl-C to stop\n`,
+    );
+  }
+
+  let statsTimer: NodeJS.Timeout | null = null;
+  const writeStats = async (): Promise<void> => {
+    if (!f.statsFile) return;
+    const s = await engine.stats();
+    const tmp = `${f.statsFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...s, time: Date.now() }) + '\n');
+    renameSync(tmp, f.statsFile); // readers never see a half-written file
+  };
+  if (f.statsFile) {
+    await writeStats();
+    statsTimer = setInterval(() => void writeStats().catch(() => {}), 500);
+  }
+
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`iolab: second ${sig}, exiting now\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    if (!f.quiet && !f.json) process.stderr.write(`iolab: ${sig}: draining (up to ${opts.drainMs} ms)...\n`);
+    void engine.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // SIGUSR2 prints the stats, without stopping (like nginx's stub_status, on demand).
+  process.on('SIGUSR2', () => void engine.stats().then((s) => process.stderr.write(JSON.stringify(s) + '\n')));
+
+  await engine.done;
+  if (statsTimer) clearInterval(statsTimer);
+  const last: EngineStats = await engine.stats();
+  if (f.statsFile) await writeStats();
+  if (f.json) process.stdout.write(JSON.stringify({ event: 'stopped', stats: last }) + '\n');
+  else if (!f.quiet) {
+    process.stderr.write(
+      `iolab: stopped after ${last.connections.total} connections, ${last.requests} requests, ` +
+        `${last.bytesIn} bytes in, ${last.bytesOut} bytes out\n`,
+    );
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The Engine interface every I/O model implements. Engines differ only in how they wait for and
+ * move bytes; the app and protocol are the same Service for all of them.
+ */
+import type { ServiceOptions } from '../apps/service.js';
+
+export interface EngineOptions {
+  /** App spec: `hello`, `echo`, `kv`, or a module path (loaded in every thread/process that serves). */
+  app: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Event loops (or processes) sharing the port through SO_REUSEPORT. */
+  workers: number;
+  backlog: number;
+  /** epoll only: edge-triggered (EPOLLET) instead of level-triggered. */
+  edge: boolean;
+  service: ServiceOptions;
+  /** Grace period for draining on stop() before connections are force-closed. */
+  drainMs: number;
+  /** Warn on stderr (rate-limited) about loop stalls. */
+  quiet: boolean;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'app'> = {
+  host: '127.0.0.1',
+  port: 0,
+  workers: 1,
+  backlog: 4096,
+  edge: false,
+  service: { stallMs: 5 },
+  drainMs: 5000,
+  quiet: false,
+};
+
+/** Stats in one shape from every engine. Counters are totals since start. */
+export interface EngineStats {
+  /** The engine that actually runs (after any fallback), e.g. `epoll` or `epoll (edge)`. */
+  engine: string;
+  app: string;
+  protocol: string;
+  pid: number;
+  workers: number;
+  connections: { current: number; peak: number; total: number; refused: number };
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Calls through iolab's sys layer, by syscall name. */
+  syscalls: Record<string, number>;
+  /** Calls that returned EAGAIN. */
+  eagain: number;
+  /** Returns from the readiness/completion wait (epoll_wait, poll, select, io_uring_enter ...). */
+  wakeups: number;
+  loopStalls: { count: number; maxMs: number; byRoute: Record<string, number> };
+  threads: number;
+  processes: number;
+}
+
+export interface Listening {
+  host: string;
+  port: number;
+  engine: string;
+}
+
+export interface Engine {
+  /** The engine asked for. `stats().engine` names the one actually running. */
+  readonly name: string;
+  start(): Promise<Listening>;
+  /** Stop accepting, drain in-flight requests up to the grace period, close everything. */
+  stop(): Promise<void>;
+  stats(): Promise<EngineStats>;
+  /** Resolves when the engine has stopped (after stop(), or on a fatal error, which it rejects with). */
+  readonly done: Promise<void>;
+}
+
+export function emptyStats(engine: string, app: string, protocol: string): EngineStats {
+  return {
+    engine,
+    app,
+    protocol,
+    pid: process.pid,
+    workers: 1,
+    connections: { current: 0, peak: 0, total: 0, refused: 0 },
+    requests: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    syscalls: {},
+    eagain: 0,
+    wakeups: 0,
+    loopStalls: { count: 0, maxMs: 0, byRoute: {} },
+    threads: 1,
+    processes: 1,
+  };
+}
+
+/** Sum stats from several loops (workers) into one. */
+export function mergeStats(parts: EngineStats[]): EngineStats {
+  const first = parts[0]!;
+  const out = emptyStats(first.engine, first.app, first.protocol);
+  out.workers = parts.length;
+  for (const s of parts) {
+    out.connections.current += s.connections.current;
+    out.connections.peak += s.connections.peak;
+    out.connections.total += s.connections.total;
+    out.connections.refused += s.connections.refused;
+    out.requests += s.requests;
+    out.bytesIn += s.bytesIn;
+    out.bytesOut += s.bytesOut;
+    for (const [k, v] of Object.entries(s.syscalls)) out.syscalls[k] = (out.syscalls[k] ?? 0) + v;
+    out.eagain += s.eagain;
+    out.wakeups += s.wakeups;
+    out.loopStalls.count += s.loopStalls.count;
+    out.loopStalls.maxMs = Math.max(out.loopStalls.maxMs, s.loopStalls.maxMs);
+    for (const [k, v] of Object.entries(s.loopStalls.byRoute)) out.loopStalls.byRoute[k] = (out.loopStalls.byRoute[k] ?? 0) + v;
+  }
+  return out;
+}

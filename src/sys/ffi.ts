@@ -1,0 +1,227 @@
+/**
+ * libc through koffi. This file and its siblings in sys/ are the only code that touches FFI.
+ *
+ * Two wrapper shapes, both built by one function each, so errno is read in exactly one place:
+ *  - `hot*`: I/O on the fast path (read, write, accept4, epoll_wait ...). Returns the result, or
+ *    `-errno` (the kernel's own convention, as io_uring CQEs report it). EAGAIN and ECONNRESET are
+ *    ordinary events there, so they come back as values, never as exceptions.
+ *  - `cold*`: set-up calls (socket, bind, listen ...). Throws a `SyscallError` naming the call.
+ * Both retry EINTR and bump the binding's call counter.
+ */
+import koffi from 'koffi';
+import { counts, eagain, SYS, type SyscallName } from './counters.js';
+import { EAGAIN, EINTR, SyscallError, lastErrno } from './errno.js';
+
+if (process.platform !== 'linux') {
+  throw new Error(`iolab drives Linux syscalls directly; this is ${process.platform}`);
+}
+
+export const libc = koffi.load('libc.so.6');
+
+type Fn = (...args: any[]) => number;
+
+function hot<F extends Fn>(name: SyscallName, fn: F): F {
+  const id = SYS[name];
+  // Fixed arities keep the call monomorphic; rest parameters would allocate an array per call.
+  switch (fn.length) {
+    case 0:
+      return (() => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn();
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 1:
+      return ((a: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 2:
+      return ((a: unknown, b: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a, b);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 3:
+      return ((a: unknown, b: unknown, c: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a, b, c);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 4:
+      return ((a: unknown, b: unknown, c: unknown, d: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a, b, c, d);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 5:
+      return ((a: unknown, b: unknown, c: unknown, d: unknown, e5: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a, b, c, d, e5);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    case 6:
+      return ((a: unknown, b: unknown, c: unknown, d: unknown, e5: unknown, f: unknown) => {
+        counts[id]!++;
+        for (;;) {
+          const r = fn(a, b, c, d, e5, f);
+          if (r >= 0) return r;
+          const e = lastErrno();
+          if (e !== EINTR) return fail(e);
+        }
+      }) as F;
+    default:
+      throw new Error(`hot(): unsupported arity ${fn.length} for ${name}`);
+  }
+}
+
+function fail(e: number): number {
+  if (e === EAGAIN) eagain[0]!++;
+  return -e;
+}
+
+/** Wrap a hot binding so that any error throws a SyscallError (for set-up calls). */
+function cold<F extends Fn>(name: SyscallName, fn: F): F {
+  const h = hot(name, fn);
+  return ((...args: unknown[]) => {
+    const r = h(...args);
+    if (r < 0) throw new SyscallError(name, -r);
+    return r;
+  }) as F;
+}
+
+/** Throw a SyscallError for a `-errno` result from a hot binding. */
+export function check(name: string, r: number, detail?: string): number {
+  if (r < 0) throw new SyscallError(name, -r, detail);
+  return r;
+}
+
+// The declared arity (fn.length) must match the C prototype, so each binding is a named-arity lambda.
+const _socket = libc.func('int socket(int, int, int)');
+const _setsockopt = libc.func('int setsockopt(int, int, int, const void *, uint32_t)');
+const _getsockopt = libc.func('int getsockopt(int, int, int, void *, void *)');
+const _bind = libc.func('int bind(int, const void *, uint32_t)');
+const _listen = libc.func('int listen(int, int)');
+const _accept4 = libc.func('int accept4(int, void *, void *, int)');
+const _connect = libc.func('int connect(int, const void *, uint32_t)');
+const _read = libc.func('intptr_t read(int, void *, size_t)');
+const _write = libc.func('intptr_t write(int, const void *, size_t)');
+const _readv = libc.func('intptr_t readv(int, const void *, int)');
+const _writev = libc.func('intptr_t writev(int, const void *, int)');
+const _recv = libc.func('intptr_t recv(int, void *, size_t, int)');
+const _send = libc.func('intptr_t send(int, const void *, size_t, int)');
+const _shutdown = libc.func('int shutdown(int, int)');
+const _close = libc.func('int close(int)');
+// fcntl is variadic in C; on the LP64 ABIs every int/long argument travels in a register, so a
+// fixed three-int prototype is call-compatible for F_GETFL/F_SETFL.
+const _fcntl = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+const _getsockname = libc.func('int getsockname(int, void *, void *)');
+const _getpeername = libc.func('int getpeername(int, void *, void *)');
+const _epoll_create1 = libc.func('int epoll_create1(int)');
+const _epoll_ctl = libc.func('int epoll_ctl(int, int, int, void *)');
+const _epoll_wait = libc.func('int epoll_wait(int, void *, int, int)');
+const _poll = libc.func('int poll(void *, uint64_t, int)');
+const _select = libc.func('int select(int, void *, void *, void *, void *)');
+const _eventfd = libc.func('int eventfd(unsigned int, int)');
+const _sendfile = libc.func('intptr_t sendfile(int, int, void *, size_t)');
+const _mmap = libc.func('void *mmap(void *, size_t, int, int, int, int64_t)');
+const _munmap = libc.func('int munmap(void *, size_t)');
+const _getrlimit = libc.func('int getrlimit(int, void *)');
+const _setrlimit = libc.func('int setrlimit(int, const void *)');
+const _sched_setaffinity = libc.func('int sched_setaffinity(int, size_t, const void *)');
+const _sched_yield = libc.func('int sched_yield()');
+const _nanosleep = libc.func('int nanosleep(const void *, void *)');
+const _pipe2 = libc.func('int pipe2(void *, int)');
+const _open = libc.func('open', 'int', ['str', 'int', 'int']);
+const _gettid = libc.func('int gettid()');
+// io_uring has no libc wrapper; syscall(2) is variadic, but its glibc implementation only shuffles
+// integer registers, so fixed prototypes per call shape are safe on x86_64 and aarch64 (libuv's
+// linux.c calls syscall() the same way). Numbers are the unified ones (425-427) on both.
+const _io_uring_setup = libc.func('syscall', 'long', ['long', 'uint32', 'void *']);
+const _io_uring_enter = libc.func('syscall', 'long', ['long', 'int', 'uint32', 'uint32', 'uint32', 'void *', 'size_t']);
+const _io_uring_register = libc.func('syscall', 'long', ['long', 'int', 'uint32', 'void *', 'uint32']);
+export const NR_io_uring_setup = 425;
+export const NR_io_uring_enter = 426;
+export const NR_io_uring_register = 427;
+
+type Ptr = Uint8Array | null;
+
+// ---- hot: return -errno ----
+export const read = hot('read', (fd: number, buf: Uint8Array, len: number): number => _read(fd, buf, len));
+export const write = hot('write', (fd: number, buf: Uint8Array, len: number): number => _write(fd, buf, len));
+export const readv = hot('readv', (fd: number, iov: Uint8Array, n: number): number => _readv(fd, iov, n));
+export const writev = hot('writev', (fd: number, iov: Uint8Array, n: number): number => _writev(fd, iov, n));
+export const recv = hot('recv', (fd: number, buf: Uint8Array, len: number, flags: number): number => _recv(fd, buf, len, flags));
+export const send = hot('send', (fd: number, buf: Uint8Array, len: number, flags: number): number => _send(fd, buf, len, flags));
+export const accept4 = hot('accept4', (fd: number, addr: Ptr, addrlen: Ptr, flags: number): number => _accept4(fd, addr, addrlen, flags));
+export const connect = hot('connect', (fd: number, addr: Uint8Array, len: number): number => _connect(fd, addr, len));
+export const close = hot('close', (fd: number): number => _close(fd));
+export const shutdown = hot('shutdown', (fd: number, how: number): number => _shutdown(fd, how));
+export const epollCtl = hot('epoll_ctl', (epfd: number, op: number, fd: number, ev: Ptr): number => _epoll_ctl(epfd, op, fd, ev));
+export const epollWait = hot('epoll_wait', (epfd: number, events: Uint8Array, max: number, timeout: number): number => _epoll_wait(epfd, events, max, timeout));
+export const poll = hot('poll', (fds: Uint8Array, n: number, timeout: number): number => _poll(fds, n, timeout));
+export const select = hot('select', (nfds: number, r: Ptr, w: Ptr, e: Ptr, tv: Ptr): number => _select(nfds, r, w, e, tv));
+export const sendfile = hot('sendfile', (out: number, inp: number, off: Ptr, count: number): number => _sendfile(out, inp, off, count));
+export const sched_yield = hot('sched_yield', (): number => _sched_yield());
+export const nanosleepRaw = hot('nanosleep', (req: Uint8Array, rem: Ptr): number => _nanosleep(req, rem));
+export const io_uring_enter = hot('io_uring_enter', (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Ptr, argsz: number): number =>
+  _io_uring_enter(NR_io_uring_enter, fd, toSubmit, minComplete, flags, arg, argsz));
+export const io_uring_setup = hot('io_uring_setup', (entries: number, params: Uint8Array): number => _io_uring_setup(NR_io_uring_setup, entries, params));
+export const io_uring_register = hot('io_uring_register', (fd: number, op: number, arg: Ptr, nr: number): number =>
+  _io_uring_register(NR_io_uring_register, fd, op, arg, nr));
+export const fcntl = hot('fcntl', (fd: number, cmd: number, arg: number): number => _fcntl(fd, cmd, arg));
+export const getsockopt = hot('getsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: Uint32Array): number =>
+  _getsockopt(fd, level, opt, val, len));
+
+// ---- cold: throw SyscallError ----
+export const socket = cold('socket', (domain: number, type: number, proto: number): number => _socket(domain, type, proto));
+export const setsockopt = cold('setsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: number): number =>
+  _setsockopt(fd, level, opt, val, len));
+export const bind = cold('bind', (fd: number, addr: Uint8Array, len: number): number => _bind(fd, addr, len));
+export const listen = cold('listen', (fd: number, backlog: number): number => _listen(fd, backlog));
+export const getsockname = cold('getsockname', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getsockname(fd, addr, len));
+export const getpeername = hot('getpeername', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getpeername(fd, addr, len));
+export const epollCreate1 = cold('epoll_create1', (flags: number): number => _epoll_create1(flags));
+export const eventfd = cold('eventfd', (init: number, flags: number): number => _eventfd(init, flags));
+export const getrlimitRaw = cold('getrlimit', (res: number, out: Uint8Array): number => _getrlimit(res, out));
+export const setrlimitRaw = cold('setrlimit', (res: number, val: Uint8Array): number => _setrlimit(res, val));
+export const schedSetaffinityRaw = cold('sched_setaffinity', (pid: number, size: number, mask: Uint8Array): number =>
+  _sched_setaffinity(pid, size, mask));
+export const pipe2Raw = cold('pipe2', (fds: Int32Array, flags: number): number => _pipe2(fds, flags));
+export const open = cold('open', (path: string, flags: number, mode: number): number => _open(path, flags, mode));
+export const gettid = cold('gettid', (): number => _gettid());
+export const munmapRaw = cold('munmap', (addr: unknown, len: number): number => _munmap(addr, len));
+
+/** mmap returns a pointer; MAP_FAILED is (void *)-1. Returns the koffi pointer. */
+export function mmap(addr: unknown, len: number, prot: number, flags: number, fd: number, off: number): unknown {
+  counts[SYS.mmap]!++;
+  const p = _mmap(addr, len, prot, flags, fd, off);
+  if (p === null || koffi.address(p) === 0xffffffffffffffffn) throw new SyscallError('mmap', lastErrno());
+  return p;
+}
+
+export { koffi };

@@ -1,0 +1,44 @@
+/** Process-level calls: resource limits, CPU affinity, sleeping in the kernel. */
+import * as f from './ffi.js';
+import { RLIMIT_NOFILE } from './constants.js';
+
+export interface RLimit {
+  soft: number;
+  hard: number;
+}
+
+export function getrlimit(resource = RLIMIT_NOFILE): RLimit {
+  const b = Buffer.alloc(16);
+  f.getrlimitRaw(resource, b);
+  return { soft: Number(b.readBigUInt64LE(0)), hard: Number(b.readBigUInt64LE(8)) };
+}
+
+export function setrlimit(limit: RLimit, resource = RLIMIT_NOFILE): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(limit.soft), 0);
+  b.writeBigUInt64LE(BigInt(limit.hard), 8);
+  f.setrlimitRaw(resource, b);
+}
+
+/** Raise the soft open-file limit to the hard limit (as nginx's worker_rlimit_nofile would). */
+export function raiseNofile(): RLimit {
+  const l = getrlimit();
+  if (l.soft < l.hard) setrlimit({ soft: l.hard, hard: l.hard });
+  return getrlimit();
+}
+
+/** Pin the calling thread (pid 0) or a process to the given CPUs. */
+export function setAffinity(cpus: number[], pid = 0): void {
+  const mask = Buffer.alloc(128); // cpu_set_t: 1024 bits
+  for (const cpu of cpus) mask[cpu >> 3]! |= 1 << (cpu & 7);
+  f.schedSetaffinityRaw(pid, mask.length, mask);
+}
+
+const ts = Buffer.alloc(16);
+/** A real blocking sleep in the kernel (nanosleep), holding the calling thread. */
+export function nanosleep(ms: number): void {
+  const ns = Math.round(ms * 1e6);
+  ts.writeBigInt64LE(BigInt(Math.floor(ns / 1e9)), 0);
+  ts.writeBigInt64LE(BigInt(ns % 1e9), 8);
+  f.nanosleepRaw(ts, null);
+}

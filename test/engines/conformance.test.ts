@@ -1,0 +1,278 @@
+/**
+ * One conformance suite, run against every engine with real sockets and real clients
+ * (curl, redis-cli, redis-benchmark, wrk), in the pattern of hono's common.case.test.ts.
+ * A case an engine cannot meet is skipped with its reason; a missing client skips with how to install it.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { randomBytes, createHash } from 'node:crypto';
+import { startServer, has, run, exchange, type Served } from '../helpers/server.js';
+
+interface EngineCase {
+  label: string;
+  args: string[];
+}
+
+export const ENGINE_CASES: EngineCase[] = [
+  { label: 'epoll', args: ['--engine', 'epoll'] },
+  { label: 'epoll --edge', args: ['--engine', 'epoll', '--edge'] },
+  { label: 'epoll --workers 2', args: ['--engine', 'epoll', '--workers', '2'] },
+];
+
+const needs = (cmd: string, pkg: string): string | false => (has(cmd) ? false : `${cmd} not installed (apt-get install ${pkg})`);
+
+/** HTTP bad input from RELIABILITY.md -> the status a server must answer, then close. */
+export const HTTP_BAD: [string, string, number][] = [
+  ['headers over 16 KB', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`, 431],
+  ['request line too long', `GET /${'a'.repeat(9 * 1024)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414],
+  ['Content-Length with Transfer-Encoding', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 400],
+  ['duplicate Content-Length', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400],
+  ['Content-Length "4 2"', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4 2\r\n\r\nabcd', 400],
+  ['Content-Length empty', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n', 400],
+  ['Content-Length +5', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nabcde', 400],
+  ['Content-Length 0x10', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n', 400],
+  ['Content-Length overflow', 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n', 400],
+  ['unknown Transfer-Encoding', 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n', 501],
+  ['bad chunk size', 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n', 400],
+  ['bad chunk line (no CRLF after data)', 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n', 400],
+  ['whitespace before colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', 400],
+  ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\n\r\n', 400],
+  ['body over the limit', `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, 413],
+];
+
+/** RESP bad input from RELIABILITY.md -> the error Redis answers, then close (or ignore). */
+export const RESP_BAD: [string, string, string | null][] = [
+  ['inline over 64 KB without newline', 'a'.repeat(70 * 1024), '-ERR Protocol error: too big inline request'],
+  ['*20000000', '*20000000\r\n', '-ERR Protocol error: invalid multibulk length'],
+  ['$-10', '*1\r\n$-10\r\n', '-ERR Protocol error: invalid bulk length'],
+  ['$blabla', '*1\r\n$blabla\r\n', '-ERR Protocol error: invalid bulk length'],
+  ['bulk over the limit', '*1\r\n$999999999999\r\n', '-ERR Protocol error: invalid bulk length'],
+  ["*1 then foo: expected '$'", '*1\r\nfoo\r\n', "-ERR Protocol error: expected '$', got 'f'"],
+  ['garbage then junk', '*3\r\n$3\r\nSET\r\n$1\r\nx\r\nzzzz\x00\x01\x02junkjunk\r\n', '-ERR Protocol error'],
+];
+
+async function httpGetRaw(port: number, req: string): Promise<string> {
+  const r = await exchange(port, req, { timeoutMs: 3000 });
+  return r.data.toString('latin1');
+}
+
+for (const ec of ENGINE_CASES) {
+  describe(`engine ${ec.label}: HTTP (hello)`, () => {
+    let s: Served;
+    before(async () => {
+      s = await startServer([...ec.args, '--app', 'hello', '--quiet']);
+    });
+    after(async () => {
+      assert.equal(await s.stop(), 0, 'SIGTERM exits 0');
+    });
+
+    it('curl GET / answers Hello, World!', { skip: needs('curl', 'curl') }, () => {
+      const r = run('curl', ['-s', '-i', `http://127.0.0.1:${s.port}/`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(r.stdout, /content-type: text\/plain/i);
+      assert.ok(r.stdout.endsWith('\r\n\r\nHello, World!'), r.stdout);
+    });
+
+    it('curl HEAD, /json, POST /echo, 404', { skip: needs('curl', 'curl') }, () => {
+      const head = run('curl', ['-s', '-I', `http://127.0.0.1:${s.port}/`]);
+      assert.match(head.stdout, /content-length: 13/i);
+      assert.ok(!head.stdout.includes('Hello'));
+      const json = run('curl', ['-s', `http://127.0.0.1:${s.port}/json`]);
+      assert.deepEqual(JSON.parse(json.stdout), { message: 'Hello, World!' });
+      const echo = run('curl', ['-s', '--data-binary', '@-', `http://127.0.0.1:${s.port}/echo`], { input: 'ping body' });
+      assert.equal(echo.stdout, 'ping body');
+      const nf = run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${s.port}/nope`]);
+      assert.equal(nf.stdout, '404');
+    });
+
+    it('keep-alive pipelining answers in order on one connection', async () => {
+      const one = (p: string): string => `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`;
+      const text = await httpGetRaw(s.port, one('/') + one('/json') + one('/nope') + 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['200', '200', '404', '200']);
+      assert.match(text, /Connection: close/i);
+    });
+
+    it('Connection: close and HTTP/1.0 close after the response', async () => {
+      const r = await exchange(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      assert.ok(r.closed);
+      assert.match(r.data.toString(), /Hello, World!$/);
+      const r10 = await exchange(s.port, 'GET / HTTP/1.0\r\n\r\n');
+      assert.ok(r10.closed);
+      assert.match(r10.data.toString(), /^HTTP\/1\.1 200/);
+    });
+
+    it('chunked request body is decoded', async () => {
+      const r = await exchange(s.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n');
+      assert.match(r.data.toString(), /\r\n\r\nWikipedia$/);
+    });
+
+    it('half-close after a complete request: the response still arrives, then FIN', async () => {
+      const r = await exchange(s.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
+      assert.ok(r.closed);
+      assert.match(r.data.toString(), /Hello, World!$/);
+    });
+
+    it('a client reset mid-request ends only that connection', async () => {
+      const sock = net.connect(s.port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.write('GET / HTTP/1.1\r\nHo');
+      await new Promise((r) => setTimeout(r, 50));
+      sock.resetAndDestroy();
+      const r = await exchange(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      assert.match(r.data.toString(), /Hello, World!$/);
+    });
+
+    for (const [name, input, status] of HTTP_BAD) {
+      it(`bad input: ${name} -> ${status} and close`, async () => {
+        const r = await exchange(s.port, input, { timeoutMs: 3000 });
+        assert.match(r.data.toString('latin1'), new RegExp(`^HTTP/1\\.1 ${status} `));
+        assert.ok(r.closed, 'connection closed after the error');
+      });
+    }
+
+    it('wrk: short run, zero socket errors, zero non-2xx', { skip: needs('wrk', 'wrk') }, () => {
+      const r = run('wrk', ['-t1', '-c50', '-d1s', `http://127.0.0.1:${s.port}/`], { timeoutMs: 20_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(!/Socket errors/.test(r.stdout), r.stdout);
+      assert.ok(!/Non-2xx/.test(r.stdout), r.stdout);
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+      assert.ok(rps > 0, r.stdout);
+    });
+  });
+
+  describe(`engine ${ec.label}: RESP (kv)`, () => {
+    let s: Served;
+    before(async () => {
+      // kv keeps one keyspace per loop, so RESP runs on one loop.
+      const args = ec.args.filter((a, i) => a !== '--workers' && ec.args[i - 1] !== '--workers');
+      s = await startServer([...args, '--app', 'kv', '--quiet']);
+    });
+    after(async () => {
+      assert.equal(await s.stop(), 0);
+    });
+    const cli = (...a: string[]): string => run('redis-cli', ['-p', String(s.port), ...a]).stdout.trim();
+
+    it('redis-cli SET, GET, INCR, DEL', { skip: needs('redis-cli', 'redis-tools') }, () => {
+      assert.equal(cli('SET', 'k', 'v1'), 'OK');
+      assert.equal(cli('GET', 'k'), 'v1');
+      assert.equal(cli('INCR', 'n'), '1');
+      assert.equal(cli('INCR', 'n'), '2');
+      assert.equal(cli('DEL', 'k', 'n', 'missing'), '2');
+      assert.equal(cli('GET', 'k'), '');
+      assert.equal(cli('PING'), 'PONG');
+    });
+
+    it('redis-cli --pipe of 1,000 commands', { skip: needs('redis-cli', 'redis-tools') }, () => {
+      let input = '';
+      for (let i = 0; i < 1000; i++) input += `SET key:${i} value:${i}\r\n`;
+      const r = run('redis-cli', ['-p', String(s.port), '--pipe'], { input });
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /errors: 0, replies: 1000/);
+      assert.equal(cli('GET', 'key:999'), 'value:999');
+      assert.equal(cli('DBSIZE'), '1000');
+    });
+
+    it('redis-benchmark -t ping,set,get runs without errors', { skip: needs('redis-benchmark', 'redis-tools') }, () => {
+      const r = run('redis-benchmark', ['-p', String(s.port), '-t', 'ping,set,get', '-n', '5000', '-c', '20', '-q'], { timeoutMs: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const lines = r.stdout.split(/\r|\n/).filter((l) => /requests per second/.test(l));
+      assert.ok(lines.length >= 4, r.stdout); // PING_INLINE, PING_MBULK, SET, GET
+      assert.ok(!/error/i.test(r.stdout + r.stderr), r.stdout + r.stderr);
+    });
+
+    for (const [name, input, reply] of RESP_BAD) {
+      it(`bad input: ${name} -> ${reply ?? 'ignored'}`, async () => {
+        const r = await exchange(s.port, input, { timeoutMs: 3000 });
+        const text = r.data.toString('latin1');
+        if (reply === null) return assert.equal(text, '');
+        // For "garbage then junk" the SET is answered first; the junk then gets the protocol error.
+        assert.ok(text.includes(reply), `${JSON.stringify(text)} should include ${reply}`);
+        assert.ok(r.closed, 'closed after the protocol error');
+      });
+    }
+
+    it('*-10 is ignored and the connection goes on', async () => {
+      const r = await exchange(s.port, '*-10\r\n*1\r\n$4\r\nPING\r\n', { timeoutMs: 500 });
+      assert.equal(r.data.toString(), '+PONG\r\n');
+    });
+  });
+
+  describe(`engine ${ec.label}: echo`, () => {
+    let s: Served;
+    before(async () => {
+      s = await startServer([...ec.args, '--app', 'echo', '--quiet']);
+    });
+    after(async () => {
+      assert.equal(await s.stop(), 0);
+    });
+
+    it('1 MB of random bytes through each of 100 concurrent connections comes back intact, in order', async () => {
+      const N = 100, SIZE = 1024 * 1024;
+      await Promise.all(
+        Array.from({ length: N }, () => new Promise<void>((resolve, reject) => {
+          const payload = randomBytes(SIZE);
+          const want = createHash('sha256').update(payload).digest('hex');
+          const got = createHash('sha256');
+          let n = 0;
+          const c = net.connect(s.port, '127.0.0.1', () => {
+            // Write in uneven pieces so the server sees partial reads and partial writes.
+            let off = 0;
+            const step = (): void => {
+              while (off < SIZE) {
+                const len = Math.min(SIZE - off, 1000 + Math.floor(Math.random() * 100_000));
+                const ok = c.write(payload.subarray(off, off + len));
+                off += len;
+                if (!ok) return void c.once('drain', step);
+              }
+            };
+            step();
+          });
+          c.on('data', (d: Buffer) => {
+            got.update(d);
+            n += d.length;
+            if (n === SIZE) {
+              c.end();
+              assert.equal(got.digest('hex'), want);
+              resolve();
+            }
+          });
+          c.on('error', reject);
+          setTimeout(() => reject(new Error(`timeout with ${n} of ${SIZE} bytes back`)), 60_000).unref();
+        })),
+      );
+    });
+  });
+}
+
+describe('serve: addresses, signals, errors', () => {
+  it('listens on IPv6 ::1', { skip: needs('curl', 'curl') }, async () => {
+    const s = await startServer(['--app', 'hello', '--host', '::1', '--quiet']);
+    try {
+      assert.equal(s.host, '::1');
+      const r = run('curl', ['-s', '-g', `http://[::1]:${s.port}/`]);
+      assert.equal(r.stdout, 'Hello, World!');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+
+  it('a port in use fails with EADDRINUSE and exit code 1', async () => {
+    const s = await startServer(['--app', 'hello', '--quiet']);
+    try {
+      const r = run(process.execPath, [(await import('../helpers/server.js')).CLI, 'serve', '--port', String(s.port), '--app', 'hello']);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /bind\(\) failed: EADDRINUSE/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('unknown engine or bad flag is a usage error (exit 2)', async () => {
+    const { CLI } = await import('../helpers/server.js');
+    assert.equal(run(process.execPath, [CLI, 'serve', '--engine', 'nope']).status, 2);
+    assert.equal(run(process.execPath, [CLI, 'serve', '--port', 'x']).status, 2);
+  });
+});
