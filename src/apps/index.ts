@@ -3,7 +3,6 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { createEcho } from './echo.js';
 import { createHello } from './hello.js';
-import { createKv } from './kv.js';
 import type { App } from './types.js';
 
 export const BUILTIN_APPS = ['hello', 'echo', 'kv'] as const;
@@ -23,7 +22,7 @@ export async function loadApp(spec: string): Promise<App> {
     case 'echo':
       return createEcho();
     case 'kv':
-      return createKv();
+      return (await import('./kv.js')).createKv();
   }
   let mod: Record<string, unknown>;
   try {

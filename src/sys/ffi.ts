@@ -6,7 +6,10 @@
  *    `-errno` (the kernel's own convention, as io_uring CQEs report it). EAGAIN and ECONNRESET are
  *    ordinary events there, so they come back as values, never as exceptions.
  *  - `cold*`: set-up calls (socket, bind, listen ...). Throws a `SyscallError` naming the call.
- * Both retry EINTR and bump the binding's call counter.
+ * Both retry EINTR and bump the binding's call counter, except the waits (epoll_wait, poll, select,
+ * nanosleep, io_uring_enter), which return -EINTR: retrying with the original timeout restarts it, and
+ * under a 1 kHz SIGPROF (node --cpu-prof) such a wait would never expire. Callers treat it as "nothing
+ * fired" and recompute their timeout.
  */
 import koffi from 'koffi';
 import { counts, eagain, SYS, type SyscallName } from './counters.js';
@@ -20,8 +23,15 @@ export const libc = koffi.load('libc.so.6');
 
 type Fn = (...args: any[]) => number;
 
-function hot<F extends Fn>(name: SyscallName, fn: F): F {
+function hot<F extends Fn>(name: SyscallName, fn: F, retryEintr = true): F {
   const id = SYS[name];
+  if (!retryEintr) {
+    return ((a: unknown, b: unknown, c: unknown, d: unknown, e5: unknown, f: unknown) => {
+      counts[id]!++;
+      const r = fn(a, b, c, d, e5, f);
+      return r >= 0 ? r : fail(lastErrno());
+    }) as unknown as F;
+  }
   // Fixed arities keep the call monomorphic; rest parameters would allocate an array per call.
   switch (fn.length) {
     case 0:
@@ -182,14 +192,14 @@ export const connect = hot('connect', (fd: number, addr: Uint8Array, len: number
 export const close = hot('close', (fd: number): number => _close(fd));
 export const shutdown = hot('shutdown', (fd: number, how: number): number => _shutdown(fd, how));
 export const epollCtl = hot('epoll_ctl', (epfd: number, op: number, fd: number, ev: Ptr): number => _epoll_ctl(epfd, op, fd, ev));
-export const epollWait = hot('epoll_wait', (epfd: number, events: Uint8Array, max: number, timeout: number): number => _epoll_wait(epfd, events, max, timeout));
-export const poll = hot('poll', (fds: Uint8Array, n: number, timeout: number): number => _poll(fds, n, timeout));
-export const select = hot('select', (nfds: number, r: Ptr, w: Ptr, e: Ptr, tv: Ptr): number => _select(nfds, r, w, e, tv));
+export const epollWait = hot('epoll_wait', (epfd: number, events: Uint8Array, max: number, timeout: number): number => _epoll_wait(epfd, events, max, timeout), false);
+export const poll = hot('poll', (fds: Uint8Array, n: number, timeout: number): number => _poll(fds, n, timeout), false);
+export const select = hot('select', (nfds: number, r: Ptr, w: Ptr, e: Ptr, tv: Ptr): number => _select(nfds, r, w, e, tv), false);
 export const sendfile = hot('sendfile', (out: number, inp: number, off: Ptr, count: number): number => _sendfile(out, inp, off, count));
 export const sched_yield = hot('sched_yield', (): number => _sched_yield());
-export const nanosleepRaw = hot('nanosleep', (req: Uint8Array, rem: Ptr): number => _nanosleep(req, rem));
+export const nanosleepRaw = hot('nanosleep', (req: Uint8Array, rem: Ptr): number => _nanosleep(req, rem), false);
 export const io_uring_enter = hot('io_uring_enter', (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Ptr, argsz: number): number =>
-  _io_uring_enter(NR_io_uring_enter, fd, toSubmit, minComplete, flags, arg, argsz));
+  _io_uring_enter(NR_io_uring_enter, fd, toSubmit, minComplete, flags, arg, argsz), false);
 export const io_uring_setup = hot('io_uring_setup', (entries: number, params: Uint8Array): number => _io_uring_setup(NR_io_uring_setup, entries, params));
 export const io_uring_register = hot('io_uring_register', (fd: number, op: number, arg: Ptr, nr: number): number =>
   _io_uring_register(NR_io_uring_register, fd, op, arg, nr));

@@ -1,6 +1,7 @@
 /** Process-level calls: resource limits, CPU affinity, sleeping in the kernel. */
 import * as f from './ffi.js';
 import { RLIMIT_NOFILE } from './constants.js';
+import { EINTR } from './errno.js';
 
 export interface RLimit {
   soft: number;
@@ -34,11 +35,13 @@ export function setAffinity(cpus: number[], pid = 0): void {
   f.schedSetaffinityRaw(pid, mask.length, mask);
 }
 
-const ts = Buffer.alloc(16);
-/** A real blocking sleep in the kernel (nanosleep), holding the calling thread. */
+const req = Buffer.alloc(16);
+const rem = Buffer.alloc(16);
+/** A real blocking sleep in the kernel (nanosleep), holding the calling thread for the whole time. */
 export function nanosleep(ms: number): void {
   const ns = Math.round(ms * 1e6);
-  ts.writeBigInt64LE(BigInt(Math.floor(ns / 1e9)), 0);
-  ts.writeBigInt64LE(BigInt(ns % 1e9), 8);
-  f.nanosleepRaw(ts, null);
+  req.writeBigInt64LE(BigInt(Math.floor(ns / 1e9)), 0);
+  req.writeBigInt64LE(BigInt(ns % 1e9), 8);
+  // On EINTR, sleep what remains (the kernel wrote it to `rem`) rather than start over.
+  while (f.nanosleepRaw(req, rem) === -EINTR) rem.copy(req);
 }

@@ -15,6 +15,8 @@ interface EngineCase {
 }
 
 export const ENGINE_CASES: EngineCase[] = [
+  { label: 'select', args: ['--engine', 'select'] },
+  { label: 'poll', args: ['--engine', 'poll'] },
   { label: 'epoll', args: ['--engine', 'epoll'] },
   { label: 'epoll --edge', args: ['--engine', 'epoll', '--edge'] },
   { label: 'epoll --workers 2', args: ['--engine', 'epoll', '--workers', '2'] },

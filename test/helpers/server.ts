@@ -54,7 +54,8 @@ export function has(cmd: string): boolean {
 
 /** Run a command to completion with a time bound; returns stdout, stderr and status. */
 export function run(cmd: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number } = {}): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(cmd, args, { input: opts.input, timeout: opts.timeoutMs ?? 30_000, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+  const input = typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
+  const r = spawnSync(cmd, args, { input, timeout: opts.timeoutMs ?? 30_000, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
   return { stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? '', status: r.status };
 }
 

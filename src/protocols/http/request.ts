@@ -144,14 +144,14 @@ export function scanField(buf: Buffer, p: number, lim: number): number {
 }
 
 /** Whether buf[a, a+ref.length) equals `ref` (lower-case ASCII letters and '-') ignoring case. */
-function eqLower(buf: Buffer, a: number, ref: Uint8Array): boolean {
+export function eqLower(buf: Buffer, a: number, ref: Uint8Array): boolean {
   // `| 0x20` folds A-Z onto a-z. It also maps CR onto '-', but CR never reaches here: names are
   // tchar-checked first and list elements stop at CR-free field values.
   for (let k = 0; k < ref.length; k++) if ((buf[a + k]! | 0x20) !== ref[k]) return false;
   return true;
 }
 
-const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+export const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
 // Field names common enough to intern: no lower-casing, no substring, and a cheap identity for the
 // four that frame the message.
@@ -183,14 +183,14 @@ function knownName(buf: Buffer, a: number, b: number): number {
 
 const CLOSE = bytes('close');
 const KEEP_ALIVE = bytes('keep-alive');
-const CHUNKED = bytes('chunked');
+export const CHUNKED = bytes('chunked');
 
 /**
  * Walk a comma-separated list (RFC 9110 §5.6.1: empty elements and OWS around them are allowed) and
  * return a bit set: for Connection, 1 = close, 2 = keep-alive; for Transfer-Encoding, each `chunked`
  * adds 4 (counted in bits 2..) and any other coding sets 1.
  */
-function listFlags(buf: Buffer, a: number, b: number, te: boolean): number {
+export function listFlags(buf: Buffer, a: number, b: number, te: boolean): number {
   let flags = 0;
   let i = a;
   while (i < b) {
@@ -510,4 +510,4 @@ function methodName(buf: Buffer, a: number, b: number, head: string, start: numb
 }
 
 /** Node's Buffer has latin1Slice (what toString('latin1') calls after argument checks); @types/node omits it. */
-type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string };
+export type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string };

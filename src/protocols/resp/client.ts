@@ -160,7 +160,8 @@ function build(buf: Buffer, start: number): RespValue {
       if (len < 0) v = null;
       else {
         const b = Buffer.allocUnsafe(len);
-        buf.copy(b, 0, pos, pos + len);
+        if (len <= 48) for (let i = 0; i < len; i++) b[i] = buf[pos + i];
+        else buf.copy(b, 0, pos, pos + len);
         v = b;
         pos += len + 2;
       }

@@ -92,8 +92,8 @@ const LLONG_MAX_DIGITS = [57, 50, 50, 51, 51, 55, 50, 48, 51, 54, 56, 53, 52, 55
 /**
  * Redis's `string2ll` (util.c) over `buf[s..e)`: optional `-`, no `+`, no spaces, no leading zeros
  * (only "0" itself), fits in a signed 64-bit integer. Returns the value, or NaN when Redis would
- * reject the string. Values beyond 2^53 are accepted exactly as Redis does but come back rounded:
- * callers only compare them with limits far below 2^53 (use BigInt if the exact value matters).
+ * reject the string. Values beyond 2^53 are accepted exactly as Redis does and come back as the
+ * nearest double (use BigInt on the text if the exact value matters, as kv's INCR does).
  */
 export function string2ll(buf: Uint8Array, s: number, e: number): number {
   const len = e - s;
@@ -118,6 +118,9 @@ export function string2ll(buf: Uint8Array, s: number, e: number): number {
     v = v * 10 + (c - 48);
   }
   const digits = e - digitsStart;
+  // Up to 15 digits the loop above is exact; past that it accumulates rounding, so let the runtime
+  // round the text once (rare: no length or count that fits our limits has 16 digits).
+  if (digits > 15) v = Number(Buffer.prototype.latin1Slice.call(buf, digitsStart, e));
   if (digits >= 19) {
     if (digits > 19) return NaN;
     // Compare against LLONG_MAX digit by digit; a negative number may be one larger (LLONG_MIN).
@@ -147,9 +150,19 @@ function findByte(buf: Buffer, from: number, end: number, byte: number): number 
   return -1;
 }
 
+/**
+ * An owned copy of `buf[s..e)`. Short arguments (command names, keys, small values) are copied with a
+ * plain loop: measured on Node 20, that is about twice as fast as `buf.copy` up to ~48 bytes, where
+ * the native call's fixed cost stops paying for itself.
+ */
 function copyOut(buf: Buffer, s: number, e: number): Buffer {
-  const b = Buffer.allocUnsafe(e - s);
-  buf.copy(b, 0, s, e);
+  const n = e - s;
+  const b = Buffer.allocUnsafe(n);
+  if (n <= 48) {
+    for (let i = 0; i < n; i++) b[i] = buf[s + i];
+  } else {
+    buf.copy(b, 0, s, e);
+  }
   return b;
 }
 
@@ -235,7 +248,7 @@ function parseInline(buf: Buffer, start: number, end: number, limits: RespLimits
   if (lf !== start && buf[lf - 1] === CR) lineEnd--;
   const args = splitArgs(buf, start, lineEnd);
   if (args === null) return UNBALANCED_QUOTES;
-  // An empty (or all-blank, or only-empty-quotes) line has argc == 0: Redis resets and goes on.
+  // An empty or all-blank line has argc == 0: processInputBuffer resets the client and goes on.
   if (args.length === 0) return { kind: 'skip', next: lf + 1 };
   return { kind: 'command', args, next: lf + 1 };
 }
@@ -259,7 +272,8 @@ let tokenScratch = Buffer.allocUnsafe(1024);
 /**
  * sdssplitargs (sds.c) over `buf[s..e)`, which holds no NUL (the line search stopped at NUL).
  * Returns null for unbalanced quotes, including a closing quote followed by something other than a
- * space. Like processInlineBuffer, empty arguments (`""`, `''`) are dropped.
+ * space. Empty arguments (`""`, `''`) are kept, as Redis 7's processInlineBuffer keeps them (Redis
+ * before 6 dropped them; 7.0.15 answers `ECHO "" x` with a wrong-number-of-arguments error).
  */
 function splitArgs(buf: Buffer, s: number, e: number): Buffer[] | null {
   const args: Buffer[] = [];
@@ -335,7 +349,7 @@ function splitArgs(buf: Buffer, s: number, e: number): Buffer[] | null {
       }
       if (!atEnd) p++;
     }
-    if (w > 0) args.push(copyOut(out, 0, w));
+    args.push(copyOut(out, 0, w));
   }
 }
 

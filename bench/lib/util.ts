@@ -1,0 +1,113 @@
+/** Shared by the bench scripts: process stats from /proc, spawning pinned servers, medians. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+export function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** CPU seconds (user + system) of a process and all its threads. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+}
+
+/** Resident set size in bytes. */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Children of a process (nginx master -> workers). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Kernel memory used by TCP sockets, from /proc/net/sockstat (pages). */
+export function tcpMemBytes(): number {
+  const m = /TCP:.* mem (\d+)/.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+  return m ? Number(m[1]) * 4096 : 0;
+}
+
+export function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tryOnce = (): void => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        if (Date.now() > until) reject(new Error(`nothing listening on ${port} after ${timeoutMs} ms`));
+        else setTimeout(tryOnce, 50);
+      });
+    };
+    tryOnce();
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Spawn a command pinned to a CPU list with taskset (when present). */
+export function spawnPinned(cpus: string, cmd: string, args: string[], opts: { stdio?: 'ignore' | 'pipe' } = {}): ChildProcess {
+  const [c, a] = has('taskset') ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
+  return spawn(c, a as string[], { stdio: ['ignore', opts.stdio ?? 'ignore', 'inherit'] });
+}
+
+/** Start `iolab serve` pinned to `cpus`; resolves with its port once it listens. */
+export async function startIolab(cpus: string, args: string[]): Promise<{ child: ChildProcess; port: number; engine: string }> {
+  const child = spawnPinned(cpus, process.execPath, [CLI, 'serve', '--port', '0', '--json', '--quiet', ...args], { stdio: 'pipe' });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`iolab serve exited with ${code}`)));
+  });
+  const j = JSON.parse(line) as { port: number; engine: string };
+  return { child, port: j.port, engine: j.engine };
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Reap children on Ctrl-C or any exit. */
+export function reapOnExit(children: () => ChildProcess[]): void {
+  const kill = (): void => {
+    for (const c of children()) if (c.exitCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', kill);
+  process.on('SIGINT', () => {
+    kill();
+    process.exit(130);
+  });
+}
