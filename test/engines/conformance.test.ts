@@ -12,6 +12,10 @@ import { startServer, has, run, exchange, type Served } from '../helpers/server.
 interface EngineCase {
   label: string;
   args: string[];
+  /** Cases this engine cannot meet: a substring of the case title -> the reason, printed as the skip. */
+  skip?: Record<string, string>;
+  /** Extra arguments for the kv (RESP) server, replacing `args` (e.g. one loop, since kv keeps one keyspace per loop). */
+  kvArgs?: string[];
 }
 
 export const ENGINE_CASES: EngineCase[] = [
@@ -23,6 +27,17 @@ export const ENGINE_CASES: EngineCase[] = [
 ];
 
 const needs = (cmd: string, pkg: string): string | false => (has(cmd) ? false : `${cmd} not installed (apt-get install ${pkg})`);
+
+type Body = () => unknown;
+/** `it` with the engine's stated skips applied (and a missing client's), so every skip prints its reason. */
+function caseFor(ec: EngineCase) {
+  return (title: string, a: { skip?: string | false } | Body, b?: Body): void => {
+    const fn = (typeof a === 'function' ? a : b)!;
+    const base = typeof a === 'function' ? false : (a.skip ?? false);
+    const own = Object.entries(ec.skip ?? {}).find(([k]) => title.includes(k))?.[1];
+    it(title, { skip: own ? `${ec.label}: ${own}` : base }, fn as () => Promise<void>);
+  };
+}
 
 /** HTTP bad input from RELIABILITY.md -> the status a server must answer, then close. */
 export const HTTP_BAD: [string, string, number][] = [
@@ -60,6 +75,7 @@ async function httpGetRaw(port: number, req: string): Promise<string> {
 }
 
 for (const ec of ENGINE_CASES) {
+  const t = caseFor(ec);
   describe(`engine ${ec.label}: HTTP (hello)`, () => {
     let s: Served;
     before(async () => {
@@ -69,7 +85,7 @@ for (const ec of ENGINE_CASES) {
       assert.equal(await s.stop(), 0, 'SIGTERM exits 0');
     });
 
-    it('curl GET / answers Hello, World!', { skip: needs('curl', 'curl') }, () => {
+    t('curl GET / answers Hello, World!', { skip: needs('curl', 'curl') }, () => {
       const r = run('curl', ['-s', '-i', `http://127.0.0.1:${s.port}/`]);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /^HTTP\/1\.1 200 OK\r\n/);
@@ -77,7 +93,7 @@ for (const ec of ENGINE_CASES) {
       assert.ok(r.stdout.endsWith('\r\n\r\nHello, World!'), r.stdout);
     });
 
-    it('curl HEAD, /json, POST /echo, 404', { skip: needs('curl', 'curl') }, () => {
+    t('curl HEAD, /json, POST /echo, 404', { skip: needs('curl', 'curl') }, () => {
       const head = run('curl', ['-s', '-I', `http://127.0.0.1:${s.port}/`]);
       assert.match(head.stdout, /content-length: 13/i);
       assert.ok(!head.stdout.includes('Hello'));
@@ -89,7 +105,7 @@ for (const ec of ENGINE_CASES) {
       assert.equal(nf.stdout, '404');
     });
 
-    it('keep-alive pipelining answers in order on one connection', async () => {
+    t('keep-alive pipelining answers in order on one connection', async () => {
       const one = (p: string): string => `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`;
       const text = await httpGetRaw(s.port, one('/') + one('/json') + one('/nope') + 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
       const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
@@ -97,7 +113,7 @@ for (const ec of ENGINE_CASES) {
       assert.match(text, /Connection: close/i);
     });
 
-    it('Connection: close and HTTP/1.0 close after the response', async () => {
+    t('Connection: close and HTTP/1.0 close after the response', async () => {
       const r = await exchange(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
       assert.ok(r.closed);
       assert.match(r.data.toString(), /Hello, World!$/);
@@ -106,18 +122,18 @@ for (const ec of ENGINE_CASES) {
       assert.match(r10.data.toString(), /^HTTP\/1\.1 200/);
     });
 
-    it('chunked request body is decoded', async () => {
+    t('chunked request body is decoded', async () => {
       const r = await exchange(s.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n');
       assert.match(r.data.toString(), /\r\n\r\nWikipedia$/);
     });
 
-    it('half-close after a complete request: the response still arrives, then FIN', async () => {
+    t('half-close after a complete request: the response still arrives, then FIN', async () => {
       const r = await exchange(s.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
       assert.ok(r.closed);
       assert.match(r.data.toString(), /Hello, World!$/);
     });
 
-    it('a client reset mid-request ends only that connection', async () => {
+    t('a client reset mid-request ends only that connection', async () => {
       const sock = net.connect(s.port, '127.0.0.1');
       await new Promise((r) => sock.once('connect', r));
       sock.write('GET / HTTP/1.1\r\nHo');
@@ -128,14 +144,14 @@ for (const ec of ENGINE_CASES) {
     });
 
     for (const [name, input, status] of HTTP_BAD) {
-      it(`bad input: ${name} -> ${status} and close`, async () => {
+      t(`bad input: ${name} -> ${status} and close`, async () => {
         const r = await exchange(s.port, input, { timeoutMs: 3000 });
         assert.match(r.data.toString('latin1'), new RegExp(`^HTTP/1\\.1 ${status} `));
         assert.ok(r.closed, 'connection closed after the error');
       });
     }
 
-    it('wrk: short run, zero socket errors, zero non-2xx', { skip: needs('wrk', 'wrk') }, () => {
+    t('wrk: short run, zero socket errors, zero non-2xx', { skip: needs('wrk', 'wrk') }, () => {
       const r = run('wrk', ['-t1', '-c50', '-d1s', `http://127.0.0.1:${s.port}/`], { timeoutMs: 20_000 });
       assert.equal(r.status, 0, r.stderr);
       assert.ok(!/Socket errors/.test(r.stdout), r.stdout);
@@ -149,7 +165,7 @@ for (const ec of ENGINE_CASES) {
     let s: Served;
     before(async () => {
       // kv keeps one keyspace per loop, so RESP runs on one loop.
-      const args = ec.args.filter((a, i) => a !== '--workers' && ec.args[i - 1] !== '--workers');
+      const args = ec.kvArgs ?? ec.args.filter((a, i) => a !== '--workers' && ec.args[i - 1] !== '--workers');
       s = await startServer([...args, '--app', 'kv', '--quiet']);
     });
     after(async () => {
@@ -157,7 +173,7 @@ for (const ec of ENGINE_CASES) {
     });
     const cli = (...a: string[]): string => run('redis-cli', ['-p', String(s.port), ...a]).stdout.trim();
 
-    it('redis-cli SET, GET, INCR, DEL', { skip: needs('redis-cli', 'redis-tools') }, () => {
+    t('redis-cli SET, GET, INCR, DEL', { skip: needs('redis-cli', 'redis-tools') }, () => {
       assert.equal(cli('SET', 'k', 'v1'), 'OK');
       assert.equal(cli('GET', 'k'), 'v1');
       assert.equal(cli('INCR', 'n'), '1');
@@ -167,7 +183,7 @@ for (const ec of ENGINE_CASES) {
       assert.equal(cli('PING'), 'PONG');
     });
 
-    it('redis-cli --pipe of 1,000 commands', { skip: needs('redis-cli', 'redis-tools') }, () => {
+    t('redis-cli --pipe of 1,000 commands', { skip: needs('redis-cli', 'redis-tools') }, () => {
       let input = '';
       for (let i = 0; i < 1000; i++) input += `SET key:${i} value:${i}\r\n`;
       const r = run('redis-cli', ['-p', String(s.port), '--pipe'], { input });
@@ -177,7 +193,7 @@ for (const ec of ENGINE_CASES) {
       assert.equal(cli('DBSIZE'), '1000');
     });
 
-    it('redis-benchmark -t ping,set,get runs without errors', { skip: needs('redis-benchmark', 'redis-tools') }, () => {
+    t('redis-benchmark -t ping,set,get runs without errors', { skip: needs('redis-benchmark', 'redis-tools') }, () => {
       const r = run('redis-benchmark', ['-p', String(s.port), '-t', 'ping,set,get', '-n', '5000', '-c', '20', '-q'], { timeoutMs: 60_000 });
       assert.equal(r.status, 0, r.stderr);
       const lines = r.stdout.split(/\r|\n/).filter((l) => /requests per second/.test(l));
@@ -186,7 +202,7 @@ for (const ec of ENGINE_CASES) {
     });
 
     for (const [name, input, reply] of RESP_BAD) {
-      it(`bad input: ${name} -> ${reply ?? 'ignored'}`, async () => {
+      t(`bad input: ${name} -> ${reply ?? 'ignored'}`, async () => {
         const r = await exchange(s.port, input, { timeoutMs: 3000 });
         const text = r.data.toString('latin1');
         if (reply === null) return assert.equal(text, '');
@@ -196,7 +212,7 @@ for (const ec of ENGINE_CASES) {
       });
     }
 
-    it('*-10 is ignored and the connection goes on', async () => {
+    t('*-10 is ignored and the connection goes on', async () => {
       const r = await exchange(s.port, '*-10\r\n*1\r\n$4\r\nPING\r\n', { timeoutMs: 500 });
       assert.equal(r.data.toString(), '+PONG\r\n');
     });
@@ -211,7 +227,7 @@ for (const ec of ENGINE_CASES) {
       assert.equal(await s.stop(), 0);
     });
 
-    it('1 MB of random bytes through each of 100 concurrent connections comes back intact, in order', async () => {
+    t('1 MB of random bytes through each of 100 concurrent connections comes back intact, in order', async () => {
       const N = 100, SIZE = 1024 * 1024;
       await Promise.all(
         Array.from({ length: N }, () => new Promise<void>((resolve, reject) => {

@@ -182,6 +182,7 @@ const CLIENT_ROWS: { name: string; raw: string; opts?: ResponseParseOptions; wan
   { name: 'nothing at all -> incomplete; EOF -> error', raw: '', want: 'incomplete', atEof: 'error' },
   { name: 'not HTTP -> error', raw: 'SSH-2.0-OpenSSH_9.6\r\n', want: 'error' },
   { name: 'status not three digits -> error', raw: 'HTTP/1.1 2OO OK\r\n\r\n', want: 'error' },
+  { name: 'status of four digits -> error', raw: 'HTTP/1.1 2000 OK\r\n\r\n', want: 'error' },
   { name: 'HTTP/2.0 -> error', raw: 'HTTP/2.0 200 OK\r\n\r\n', want: 'error' },
   { name: 'status below 100 -> error', raw: 'HTTP/1.1 099 X\r\n\r\n', want: 'error' },
   { name: 'conflicting Content-Length -> error', raw: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi', want: 'error' },

@@ -93,6 +93,10 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
   const status = (buf[start + 9]! - 48) * 100 + (buf[start + 10]! - 48) * 10 + (buf[start + 11]! - 48);
   if (status < 100) return fail('invalid status code');
   // reason-phrase = *( HTAB / SP / VCHAR / obs-text ); llhttp also accepts a missing SP before CRLF.
+  if (p >= hLim) return cut(p);
+  c = buf[p]!;
+  if (c === SP) p++;
+  else if (c !== CR) return fail('invalid status line');
   while (p < hLim && (c = buf[p]!) !== CR) {
     if ((c < SP && c !== HT) || c === 127) return fail(c === LF ? 'bare LF' : 'invalid character in reason phrase');
     p++;

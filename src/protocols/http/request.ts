@@ -216,9 +216,6 @@ export function listFlags(buf: Buffer, a: number, b: number, te: boolean): numbe
 // ---------------------------------------------------------------------------------------------
 // Chunked bodies (RFC 9112 §7.1), shared with the client parser
 
-let spanStart: number[] = [];
-let spanLen: number[] = [];
-
 /**
  * Decode a chunked body starting at `p` (just past the header section). Returns the offset just
  * past the trailer section's final CRLF, with the decoded body in `scan.body`; NEED_MORE; or BAD
@@ -233,8 +230,8 @@ let spanLen: number[] = [];
 export function decodeChunked(buf: Buffer, p: number, end: number, maxBody: number, maxHeaderBytes: number, maxFields: number): number {
   const wireMax = p + 2 * maxBody + maxHeaderBytes;
   const lim = end < wireMax ? end : wireMax;
+  const bodyStart = p;
   let total = 0;
-  let spans = 0;
   let ext = 0;
   for (;;) {
     // chunk-size = 1*HEXDIG
@@ -273,8 +270,6 @@ export function decodeChunked(buf: Buffer, p: number, end: number, maxBody: numb
     if (de < lim && buf[de] !== CR) return bad('missing CRLF after chunk data');
     if (de + 1 < lim && buf[de + 1] !== LF) return bad('missing CRLF after chunk data');
     if (de + 2 > lim) return lim >= wireMax ? bad('chunked body too large', 413) : NEED_MORE;
-    spanStart[spans] = p;
-    spanLen[spans++] = size;
     total += size;
     p = de + 2;
   }
@@ -296,22 +291,32 @@ export function decodeChunked(buf: Buffer, p: number, end: number, maxBody: numb
     if (q === BAD) return BAD;
     p = q;
   }
-  if (total === 0) scan.body = EMPTY_BODY;
-  else {
-    const body = Buffer.allocUnsafe(total);
-    let o = 0;
-    for (let k = 0; k < spans; k++) {
-      buf.copy(body, o, spanStart[k]!, spanStart[k]! + spanLen[k]!);
-      o += spanLen[k]!;
-    }
-    scan.body = body;
-  }
-  if (spans > 1024) {
-    // Do not keep a pathological request's scratch arrays alive.
-    spanStart = [];
-    spanLen = [];
-  }
+  scan.body = total === 0 ? EMPTY_BODY : copyChunks(buf, bodyStart, total);
   return p;
+}
+
+/**
+ * Second pass over a chunked body already validated by decodeChunked(): copy the chunk data. Cheaper
+ * than remembering every chunk's offset in the first pass, which would also keep a scratch array
+ * as long as the largest body of 1-byte chunks ever seen.
+ */
+function copyChunks(buf: Buffer, p: number, total: number): Buffer {
+  const body = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (;;) {
+    let size = 0;
+    let h = 0;
+    while ((h = HEX[buf[p]!]!) >= 0) {
+      size = size * 16 + h;
+      p++;
+    }
+    if (size === 0) return body;
+    while (buf[p] !== LF) p++;
+    p++;
+    buf.copy(body, o, p, p + size);
+    o += size;
+    p += size + 2;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,7 +348,8 @@ export function parseRequest(buf: Buffer, start: number, end: number, limits: Ht
   }
 
   // request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3), at most
-  // maxRequestLine bytes before its CRLF. The line must also fit in the header section.
+  // maxRequestLine bytes before its CRLF (so 414 fires once maxRequestLine + 2 bytes have come
+  // without a complete line). The line must also fit in the header section.
   const rlMax = p + limits.maxRequestLine + 2;
   const lim = hLim < rlMax ? hLim : rlMax;
   const mStart = p;

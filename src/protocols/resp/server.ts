@@ -120,7 +120,7 @@ export function string2ll(buf: Uint8Array, s: number, e: number): number {
   const digits = e - digitsStart;
   // Up to 15 digits the loop above is exact; past that it accumulates rounding, so let the runtime
   // round the text once (rare: no length or count that fits our limits has 16 digits).
-  if (digits > 15) v = Number(Buffer.prototype.latin1Slice.call(buf, digitsStart, e));
+  if (digits > 15) v = Number(Buffer.from(buf.buffer, buf.byteOffset + digitsStart, e - digitsStart).toString('latin1'));
   if (digits >= 19) {
     if (digits > 19) return NaN;
     // Compare against LLONG_MAX digit by digit; a negative number may be one larger (LLONG_MIN).
