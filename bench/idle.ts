@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectTcp, ffi, raiseNofile } from '../src/sys/index.js';
-import { reapOnExit, rssBytes, startIolab, stop, tcpMemBytes } from './lib/util.js';
+import { reapOnExit, rssBytes, socketSlabBytes, startIolab, stop, tcpMemBytes } from './lib/util.js';
 import type { EngineStats } from '../src/engines/types.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -40,6 +40,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 await sleep(1000); // let the server settle (JIT, first GC) before the baseline
 const rss0 = rssBytes(srv.child.pid!);
 const tcp0 = tcpMemBytes();
+const slab0 = socketSlabBytes();
 const fds: number[] = [];
 const t0 = performance.now();
 for (let i = 0; i < N; i++) {
@@ -57,6 +58,7 @@ const connectMs = performance.now() - t0;
 await sleep(1500);
 const rss1 = rssBytes(srv.child.pid!);
 const tcp1 = tcpMemBytes();
+const slab1 = socketSlabBytes();
 const perConn = (rss1 - rss0) / N;
 const result = {
   engine: srv.engine,
@@ -66,7 +68,9 @@ const result = {
   rssBeforeKB: Math.round(rss0 / 1024),
   rssAfterKB: Math.round(rss1 / 1024),
   rssPerConnBytes: Math.round(perConn),
-  kernelTcpPerConnBytes: Math.round((tcp1 - tcp0) / N / 2), // both ends of each connection are on this machine
+  // Both ends of each connection live on this machine, so kernel figures are halved per socket.
+  kernelTcpBufferPerSocketBytes: Math.round((tcp1 - tcp0) / N / 2),
+  kernelSlabPerSocketBytes: Math.round((slab1 - slab0) / N / 2),
 };
 for (const fd of fds) ffi.close(fd);
 await stop(srv.child);
@@ -75,7 +79,8 @@ if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 else {
   process.stdout.write(
     `${result.engine}: ${held}/${N} idle connections held; server RSS ${result.rssBeforeKB} KB -> ${result.rssAfterKB} KB, ` +
-      `${result.rssPerConnBytes} B per connection (user space); kernel TCP memory ~${result.kernelTcpPerConnBytes} B per socket\n`,
+      `${result.rssPerConnBytes} B per connection (user space); kernel: ~${result.kernelSlabPerSocketBytes} B of slab per socket ` +
+      `(socket, inode, file, epoll item), ${result.kernelTcpBufferPerSocketBytes} B of TCP buffers\n`,
   );
 }
 if (held < N) process.exitCode = 1;

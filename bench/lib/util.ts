@@ -46,6 +46,28 @@ export function tcpMemBytes(): number {
   return m ? Number(m[1]) * 4096 : 0;
 }
 
+/**
+ * Kernel memory in the slab caches a TCP connection uses (the socket, its inode, file, dentry, epoll
+ * item), from /proc/slabinfo (root only; returns 0 when unreadable). Idle sockets hold no buffer pages,
+ * so /proc/net/sockstat's `mem` misses this part.
+ */
+export function socketSlabBytes(): number {
+  let text: string;
+  try {
+    text = readFileSync('/proc/slabinfo', 'utf8');
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const f = line.split(/\s+/);
+    if (['TCP', 'TCPv6', 'sock_inode_cache', 'filp', 'dentry', 'eventpoll_epi', 'tcp_bind_bucket'].includes(f[0]!)) {
+      total += Number(f[1]) * Number(f[3]); // active_objs * objsize
+    }
+  }
+  return total;
+}
+
 export function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {

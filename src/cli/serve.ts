@@ -66,31 +66,6 @@ export async function serve(f: ServeFlags): Promise<void> {
   if (f.engine !== 'epoll' && f.edge) throw new UsageError('--edge applies to the epoll engine only');
   const engine = await createEngine(f.engine, opts);
   const at = await engine.start();
-  const first = await engine.stats();
-  const scheme = PROTOCOL_URL[first.protocol] ?? 'tcp';
-  const host = at.host.includes(':') ? `[${at.host}]` : at.host;
-  if (f.json) {
-    process.stdout.write(JSON.stringify({ event: 'listening', engine: at.engine, app: first.app, protocol: first.protocol, host: at.host, port: at.port, pid: process.pid, workers: opts.workers }) + '\n');
-  } else {
-    process.stdout.write(
-      `iolab: ${at.engine} serving ${first.app} (${first.protocol}) on ${scheme}://${host}:${at.port}` +
-        ` (pid ${process.pid}, ${opts.workers} loop${opts.workers > 1 ? 's' : ''}, open-file limit ${limits.soft}); Ctrl-C to stop\n`,
-    );
-  }
-
-  let statsTimer: NodeJS.Timeout | null = null;
-  const writeStats = async (): Promise<void> => {
-    if (!f.statsFile) return;
-    const s = await engine.stats();
-    const tmp = `${f.statsFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ ...s, time: Date.now() }) + '\n');
-    renameSync(tmp, f.statsFile); // readers never see a half-written file
-  };
-  if (f.statsFile) {
-    await writeStats();
-    statsTimer = setInterval(() => void writeStats().catch(() => {}), 500);
-  }
-
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) {
@@ -105,6 +80,31 @@ export async function serve(f: ServeFlags): Promise<void> {
   process.on('SIGTERM', onSignal);
   // SIGUSR2 prints the stats, without stopping (like nginx's stub_status, on demand).
   process.on('SIGUSR2', () => void engine.stats().then((s) => process.stderr.write(JSON.stringify(s) + '\n')));
+
+  let statsTimer: NodeJS.Timeout | null = null;
+  const writeStats = async (): Promise<void> => {
+    if (!f.statsFile) return;
+    const s = await engine.stats();
+    const tmp = `${f.statsFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...s, time: Date.now() }) + '\n');
+    renameSync(tmp, f.statsFile); // readers never see a half-written file
+  };
+  if (f.statsFile) {
+    await writeStats();
+    statsTimer = setInterval(() => void writeStats().catch(() => {}), 500);
+  }
+
+  const first = await engine.stats();
+  const scheme = PROTOCOL_URL[first.protocol] ?? 'tcp';
+  const host = at.host.includes(':') ? `[${at.host}]` : at.host;
+  if (f.json) {
+    process.stdout.write(JSON.stringify({ event: 'listening', engine: at.engine, app: first.app, protocol: first.protocol, host: at.host, port: at.port, pid: process.pid, workers: opts.workers }) + '\n');
+  } else {
+    process.stdout.write(
+      `iolab: ${at.engine} serving ${first.app} (${first.protocol}) on ${scheme}://${host}:${at.port}` +
+        ` (pid ${process.pid}, ${opts.workers} loop${opts.workers > 1 ? 's' : ''}, open-file limit ${limits.soft}); Ctrl-C to stop\n`,
+    );
+  }
 
   await engine.done;
   if (statsTimer) clearInterval(statsTimer);

@@ -36,6 +36,12 @@
  *     make iolab reject streams that Redis accepts; a sender that gets the length wrong is desynced
  *     either way and will hit a protocol error on the next header.
  *
+ * Deliberate difference: the multibulk count limit is `limits.maxMultibulk` (1M by default) where
+ * Redis 7 allows INT_MAX, so `*20000000` is refused at once instead of waiting for 20M elements.
+ * Like Redis, the 64 KB bounds apply only while no line end has been found: a longer line that is
+ * complete in the buffer is accepted, so for lines just over 64 KB the verdict depends on how the
+ * bytes were chunked into reads (in Redis too).
+ *
  * Cost: header lines are scanned once per call. A command that arrives in many pieces is re-scanned
  * from its start each time (only its header lines; bulk data is skipped by length), which is fine for
  * real traffic; a single multibulk with ~1M elements arriving in small reads is quadratic in headers.
