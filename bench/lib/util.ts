@@ -1,12 +1,13 @@
 /** Shared by the bench scripts: process stats from /proc, spawning pinned servers, medians. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import { sampleTree, sockstat } from '../../src/probe/index.js';
+
+export { socketSlabBytes } from '../../src/probe/index.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-export const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
 
 export function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -18,55 +19,22 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** CPU seconds (user + system) of a process and all its threads. */
+/** CPU seconds (user + system) of a process tree (all threads and children). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  const t = sampleTree(pid);
+  return t.cpuUserS + t.cpuSysS;
 }
 
-/** Resident set size in bytes. */
+/** Resident set size of a process tree, in bytes. */
 export function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
+  return sampleTree(pid).rssBytes;
 }
 
-/** Children of a process (nginx master -> workers). */
-export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Kernel memory used by TCP sockets, from /proc/net/sockstat (pages). */
+/** Kernel TCP buffer memory, system-wide. */
 export function tcpMemBytes(): number {
-  const m = /TCP:.* mem (\d+)/.exec(readFileSync('/proc/net/sockstat', 'utf8'));
-  return m ? Number(m[1]) * 4096 : 0;
+  return sockstat().tcpMemBytes;
 }
 
-/**
- * Kernel memory in the slab caches a TCP connection uses (the socket, its inode, file, dentry, epoll
- * item), from /proc/slabinfo (root only; returns 0 when unreadable). Idle sockets hold no buffer pages,
- * so /proc/net/sockstat's `mem` misses this part.
- */
-export function socketSlabBytes(): number {
-  let text: string;
-  try {
-    text = readFileSync('/proc/slabinfo', 'utf8');
-  } catch {
-    return 0;
-  }
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const f = line.split(/\s+/);
-    if (['TCP', 'TCPv6', 'sock_inode_cache', 'filp', 'dentry', 'eventpoll_epi', 'tcp_bind_bucket'].includes(f[0]!)) {
-      total += Number(f[1]) * Number(f[3]); // active_objs * objsize
-    }
-  }
-  return total;
-}
 
 export function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;

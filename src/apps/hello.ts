@@ -7,12 +7,14 @@
  */
 import type { HttpApp } from './types.js';
 import type { HttpRequest, HttpResponse } from '../protocols/http/types.js';
+import { prepareResponse } from '../protocols/http/response.js';
 
 const TEXT: ReadonlyArray<readonly [string, string]> = [['Content-Type', 'text/plain']];
 const JSON_TYPE: ReadonlyArray<readonly [string, string]> = [['Content-Type', 'application/json']];
-const HELLO: HttpResponse = Object.freeze({ status: 200, headers: TEXT, body: Buffer.from('Hello, World!') });
-const NOT_FOUND: HttpResponse = Object.freeze({ status: 404, headers: TEXT, body: Buffer.from('Not Found\n') });
-const NOT_ALLOWED: HttpResponse = Object.freeze({ status: 405, headers: TEXT, body: Buffer.from('Method Not Allowed\n') });
+// Constant responses are pre-encoded once (all but Date and Connection): a few memcpys per request.
+const HELLO = prepareResponse({ status: 200, headers: TEXT, body: Buffer.from('Hello, World!') });
+const NOT_FOUND = prepareResponse({ status: 404, headers: TEXT, body: Buffer.from('Not Found\n') });
+const NOT_ALLOWED = prepareResponse({ status: 405, headers: TEXT, body: Buffer.from('Method Not Allowed\n') });
 
 function path(target: string): string {
   const q = target.indexOf('?');

@@ -194,6 +194,9 @@ function reportAppError(name: string, e: unknown): void {
 }
 
 function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall): Service {
+  // Active expiry, as Redis's serverCron does ~10 times a second. The timer is unref'd, so it never keeps
+  // a process alive, and it runs whenever the engine's loop yields to Node's (every <= 50 ms).
+  if (typeof app.sweep === 'function') setInterval(() => app.sweep!(), 100).unref();
   const svc: Service = {
     protocol: 'resp',
     app,

@@ -19,6 +19,8 @@ export interface RespApp {
   name: string;
   /** Handle one command (`args[0]` is the command name as sent). Return 'close' to close after the reply (QUIT). */
   handle(args: Buffer[], out: OutBuf): void | 'close';
+  /** Optional housekeeping (kv: reclaim expired keys), called about every 100 ms by the Service's timer. */
+  sweep?(): unknown;
 }
 
 export interface EchoApp {

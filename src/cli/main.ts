@@ -48,6 +48,15 @@ program
   });
 
 program
+  .command('doctor')
+  .description('what this machine lets the lab do: kernel, io_uring, fd limits, backlog, ports, CPUs, memory, peers')
+  .option('--json', 'print the checks as JSON')
+  .action(async (flags: { json?: boolean }) => {
+    const { doctor } = await import('./doctor.js');
+    await doctor(!!flags.json);
+  });
+
+program
   .command('demo')
   .description('a short tour: serve hello on epoll, drive it for a few seconds, print what the kernel was asked')
   .option('-s, --seconds <n>', 'how long to drive it', '3')

@@ -9,6 +9,8 @@ export const SYSCALLS = [
   'epoll_create1', 'epoll_ctl', 'epoll_wait', 'poll', 'select', 'eventfd', 'sendfile', 'mmap', 'munmap',
   'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'getrlimit', 'setrlimit', 'sched_setaffinity',
   'sched_yield', 'nanosleep', 'pipe2', 'open', 'fstat', 'gettid',
+  // glibc POSIX AIO (sys/aio.ts): library calls, not syscalls; the I/O itself runs in glibc's helper threads.
+  'aio_read', 'aio_write', 'aio_suspend', 'aio_cancel',
 ] as const;
 export type SyscallName = (typeof SYSCALLS)[number];
 

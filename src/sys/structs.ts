@@ -64,3 +64,58 @@ assertLayout('linger', linger, 8, { l_onoff: 0, l_linger: 4 });
 
 /** glibc's fd_set: FD_SETSIZE bits. */
 export const FD_SET_BYTES = 1024 / 8;
+
+// ---- POSIX AIO (glibc) ----
+// struct sigevent, LP64 glibc (bits/types/struct_sigevent.h): sigev_value, sigev_signo, sigev_notify,
+// then a union padded to __SIGEV_MAX_SIZE = 64 bytes.
+export const sigevent = koffi.struct('iolab_sigevent', {
+  sigev_value: 'uint64',
+  sigev_signo: 'int32',
+  sigev_notify: 'int32',
+  _sigev_un: koffi.array('int32', 12),
+});
+assertLayout('sigevent', sigevent, 64, { sigev_value: 0, sigev_signo: 8, sigev_notify: 12 });
+
+// struct aiocb, glibc's layout (rt/aio.h; bits/types/struct_aiocb.h on 2.36). The public fields come
+// first, then glibc's internals: __error_code and __return_value are what aio_error() and aio_return()
+// read. Checked on x86_64 glibc 2.36 with offsetof() against /usr/include/aio.h: 168 bytes.
+export const aiocb = koffi.struct('iolab_aiocb', {
+  aio_fildes: 'int32',
+  aio_lio_opcode: 'int32',
+  aio_reqprio: 'int32',
+  aio_buf: 'void *',
+  aio_nbytes: 'size_t',
+  aio_sigevent: sigevent,
+  __next_prio: 'void *',
+  __abs_prio: 'int32',
+  __policy: 'int32',
+  __error_code: 'int32',
+  __return_value: 'int64', // ssize_t
+  aio_offset: 'int64', // off_t (64-bit on LP64, so no __pad)
+  __glibc_reserved: koffi.array('uint8', 32),
+});
+export const AIOCB_SIZE = 168;
+export const AIOCB_FILDES = 0, AIOCB_LIO_OPCODE = 4, AIOCB_REQPRIO = 8, AIOCB_BUF = 16, AIOCB_NBYTES = 24,
+  AIOCB_SIGEVENT = 32, AIOCB_ERROR_CODE = 112, AIOCB_RETURN_VALUE = 120, AIOCB_OFFSET = 128;
+/** sigev_notify inside aio_sigevent. */
+export const AIOCB_SIGEV_NOTIFY = AIOCB_SIGEVENT + 12;
+assertLayout('aiocb', aiocb, AIOCB_SIZE, {
+  aio_fildes: AIOCB_FILDES, aio_lio_opcode: AIOCB_LIO_OPCODE, aio_reqprio: AIOCB_REQPRIO, aio_buf: AIOCB_BUF,
+  aio_nbytes: AIOCB_NBYTES, aio_sigevent: AIOCB_SIGEVENT, __error_code: AIOCB_ERROR_CODE,
+  __return_value: AIOCB_RETURN_VALUE, aio_offset: AIOCB_OFFSET,
+});
+
+// struct aioinit (glibc rt/aio.h, a GNU extension): eight ints; aio_init() reads aio_threads, aio_num
+// and aio_idle_time.
+export const aioinit = koffi.struct('iolab_aioinit', {
+  aio_threads: 'int32',
+  aio_num: 'int32',
+  aio_locks: 'int32',
+  aio_usedba: 'int32',
+  aio_debug: 'int32',
+  aio_numusers: 'int32',
+  aio_idle_time: 'int32',
+  aio_reserved: 'int32',
+});
+export const AIOINIT_SIZE = 32;
+assertLayout('aioinit', aioinit, AIOINIT_SIZE, { aio_threads: 0, aio_num: 4, aio_idle_time: 24 });

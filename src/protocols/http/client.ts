@@ -20,8 +20,8 @@
  * them before its next read; copy to keep); chunked bodies are decoded copies.
  */
 import {
-  BAD, CHUNKED, EMPTY_BODY, INCOMPLETE, NEED_MORE, TCHAR, bytes, decodeChunked, eqLower, listFlags, scan, scanField,
-  type FastBuffer,
+  BAD, CHUNKED, EMPTY_BODY, INCOMPLETE, KNOWN_NAMES, NEED_MORE, TCHAR, bytes, decodeChunked, eqLower, knownName, listFlags, scan,
+  scanField, type FastBuffer,
 } from './request.js';
 import type { HttpResponseParse } from './types.js';
 
@@ -44,9 +44,10 @@ export interface ResponseParseOptions {
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const HTTP_SLASH = bytes('HTTP/');
-const CONTENT_LENGTH = bytes('content-length');
-const TRANSFER_ENCODING = bytes('transfer-encoding');
-const CONNECTION = bytes('connection');
+// Indices in KNOWN_NAMES (request.ts).
+const H_CONTENT_LENGTH = 1;
+const H_TRANSFER_ENCODING = 2;
+const H_CONNECTION = 3;
 
 /** Header offsets of the response being parsed, 2 per string (reused: the parser is not re-entered). */
 const offs: number[] = [];
@@ -75,15 +76,13 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
   const maxHeaders = opts?.maxHeaders ?? 256;
   const hMax = start + maxHeaderBytes;
   const hLim = end < hMax ? end : hMax;
-  const cut = (p: number): HttpResponseParse =>
-    p >= hMax ? fail('response header section too large') : eof ? fail(start === end ? 'connection closed before a response' : 'connection closed in the response head') : INCOMPLETE;
 
   // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF (RFC 9112 §4). The 12 fixed
   // bytes are checked one at a time so junk fails at once.
   let p = start;
   let c = 0;
   for (let k = 0; k < 12; k++, p++) {
-    if (p >= hLim) return cut(p);
+    if (p >= hLim) return cut(p, hMax, eof, start === end);
     c = buf[p]!;
     if (k < 5 ? c !== HTTP_SLASH[k] : k === 6 ? c !== 46 : k === 8 ? c !== SP : c < 48 || c > 57) return fail('invalid status line');
   }
@@ -93,7 +92,7 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
   const status = (buf[start + 9]! - 48) * 100 + (buf[start + 10]! - 48) * 10 + (buf[start + 11]! - 48);
   if (status < 100) return fail('invalid status code');
   // reason-phrase = *( HTAB / SP / VCHAR / obs-text ); llhttp also accepts a missing SP before CRLF.
-  if (p >= hLim) return cut(p);
+  if (p >= hLim) return cut(p, hMax, eof, start === end);
   c = buf[p]!;
   if (c === SP) p++;
   else if (c !== CR) return fail('invalid status line');
@@ -101,40 +100,40 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
     if ((c < SP && c !== HT) || c === 127) return fail(c === LF ? 'bare LF' : 'invalid character in reason phrase');
     p++;
   }
-  if (p + 1 >= hLim) return cut(p + 1);
+  if (p + 1 >= hLim) return cut(p + 1, hMax, eof, start === end);
   if (buf[p + 1] !== LF) return fail('bare CR');
   p += 2;
 
-  const headers: string[] = [];
+  let n = 0;
   const headStart = p;
   let contentLength = -1;
   let te = false;
   let chunkedLast = false;
   let conn = 0;
   for (;;) {
-    if (p >= hLim) return cut(p);
+    if (p >= hLim) return cut(p, hMax, eof, start === end);
     if (buf[p] === CR) {
-      if (p + 1 >= hLim) return cut(p + 1);
+      if (p + 1 >= hLim) return cut(p + 1, hMax, eof, start === end);
       if (buf[p + 1] !== LF) return fail('bare CR');
       p += 2;
       break;
     }
-    if (headers.length === 2 * maxHeaders) return fail('too many header fields');
+    if (n === maxHeaders) return fail('too many header fields');
     const q = scanField(buf, p, hLim);
     if (q === BAD) return fail(scan.reason);
-    if (q === NEED_MORE) return cut(hLim);
+    if (q === NEED_MORE) return cut(hLim, hMax, eof, start === end);
     const ne = scan.nameEnd;
     const vs = scan.valueStart;
     const ve = scan.valueEnd;
-    // Offsets now, strings once the head is complete; a negative start marks an upper-case name.
-    const o = headers.length * 2;
-    offs[o] = scan.upper ? -1 - p : p;
+    // Offsets now, strings once the head is complete (see parseRequest). Name: a known name's
+    // index as -1-id, or its start, or -1000-start when it needs lower-casing.
+    const id = knownName(buf, p, ne);
+    const o = 4 * n++;
+    offs[o] = id >= 0 ? -1 - id : scan.upper ? -1000 - p : p;
     offs[o + 1] = ne;
     offs[o + 2] = vs;
     offs[o + 3] = ve;
-    headers.push('', '');
-    const n = ne - p;
-    if (n === 14 && eqLower(buf, p, CONTENT_LENGTH)) {
+    if (id === H_CONTENT_LENGTH) {
       if (vs === ve) return fail('empty Content-Length');
       let v = 0;
       for (let i = vs; i < ve; i++) {
@@ -145,22 +144,27 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
       }
       if (contentLength !== -1 && contentLength !== v) return fail('conflicting Content-Length');
       contentLength = v;
-    } else if (n === 17 && eqLower(buf, p, TRANSFER_ENCODING)) {
+    } else if (id === H_TRANSFER_ENCODING) {
       te = true;
       chunkedLast = lastIsChunked(buf, vs, ve);
-    } else if (n === 10 && eqLower(buf, p, CONNECTION)) {
+    } else if (id === H_CONNECTION) {
       conn |= listFlags(buf, vs, ve, false);
     }
     p = q;
   }
   // One latin1 string for the head, then substrings (see parseRequest).
   const head = (buf as FastBuffer).latin1Slice(headStart, p);
-  for (let k = 0; k < headers.length; k++) {
+  const headers: string[] = new Array(2 * n);
+  for (let k = 0; k < 2 * n; k += 2) {
     const o = 2 * k;
-    const a = offs[o]!;
-    const b = offs[o + 1]!;
-    const v = a === b ? '' : head.substring((a < 0 ? -1 - a : a) - headStart, b - headStart);
-    headers[k] = a < 0 ? v.toLowerCase() : v;
+    const ns = offs[o]!;
+    headers[k] =
+      ns >= 0 ? head.substring(ns - headStart, offs[o + 1]! - headStart)
+      : ns > -1000 ? KNOWN_NAMES[-1 - ns]!
+      : head.substring(-1000 - ns - headStart, offs[o + 1]! - headStart).toLowerCase();
+    const vs = offs[o + 2]!;
+    const ve = offs[o + 3]!;
+    headers[k + 1] = vs === ve ? '' : head.substring(vs - headStart, ve - headStart);
   }
 
   let keepAlive = (conn & 1) === 0 && (minor === 1 || (conn & 2) !== 0);
@@ -188,6 +192,13 @@ function parse(buf: Buffer, start: number, end: number, opts: ResponseParseOptio
     keepAlive = false;
   }
   return { kind: 'response', status, versionMinor: minor, headers, body, keepAlive, next };
+}
+
+/** The head stopped at `p` unfinished: over the limit, cut short by EOF, or not all here yet. */
+function cut(p: number, hMax: number, eof: boolean, empty: boolean): HttpResponseParse {
+  if (p >= hMax) return fail('response header section too large');
+  if (eof) return fail(empty ? 'connection closed before a response' : 'connection closed in the response head');
+  return INCOMPLETE;
 }
 
 /** Whether the last coding in a Transfer-Encoding value is `chunked` (RFC 9112 §6.1). */

@@ -5,8 +5,10 @@
  * complete request, `INCOMPLETE`, or an error with the status to answer before closing. The engine
  * keeps the bytes from `next` (or from `start` on incomplete), appends what it reads, and calls again.
  *
- * Why stateless: the engines keep per-connection state in compact tables, not parser objects, and a
- * re-scan of a header section costs less than the object it would take to resume one. Every decision
+ * Why stateless: the engines keep per-connection state in compact tables (DESIGN.md), not parser
+ * objects. The price is a re-scan from `start` on each call that brings more bytes of the same
+ * request: bounded by maxHeaderBytes for a head, and for a chunked body by its wire bound (see
+ * decodeChunked); a Content-Length body is not scanned, only waited for. Every decision
  * is made by a single forward scan and depends only on the bytes before the position it is made at,
  * so a prefix of the input yields either `INCOMPLETE` or exactly what the whole input yields. That is
  * what makes chunk boundaries invisible (tested as a property) and lets limits fire early: 414/431
@@ -26,7 +28,10 @@
  *    list, is 501 (nginx: "client sent unknown Transfer-Encoding"; RFC 9112 §6.1 SHOULD 501);
  *    `chunked` twice or an empty list is 400; with Content-Length it is 400 (RFC 9112 §6.3 allows
  *    rejecting, llhttp does); in an HTTP/1.0 request it is 400 (RFC 9112 §6.1: faulty framing).
- *  - Versions: HTTP/1.0 and HTTP/1.1; any other well-formed `HTTP/d.d` is 505; anything else 400.
+ *  - Versions: HTTP/1.0 and HTTP/1.1; any other well-formed `HTTP/d.d` is 505 (also 1.2, which
+ *    RFC 9110 §2.5 would let us serve as 1.1; nginx 505s only major > 1); anything else 400.
+ *  - `Expect: 100-continue` is not acted on here: the header is returned like any other, and
+ *    the request stays INCOMPLETE until its body arrives (clients send it after a short wait).
  *  - Target: any byte 0x21-0x7E or 0x80-0xFF (raw UTF-8 paths are common); strings are latin1, so
  *    they are lossless and a caller can re-decode them as UTF-8.
  *
@@ -153,32 +158,33 @@ export function eqLower(buf: Buffer, a: number, ref: Uint8Array): boolean {
 
 export const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
-// Field names common enough to intern: no lower-casing, no substring, and a cheap identity for the
-// four that frame the message.
-const KNOWN_NAMES = [
+// Field names common enough to intern (requests and responses): no substring, no lower-casing, and
+// a cheap identity for the four that frame a message (their indices are fixed below).
+export const KNOWN_NAMES = [
   'host', 'content-length', 'transfer-encoding', 'connection',
-  'user-agent', 'accept', 'accept-encoding', 'accept-language', 'content-type', 'cookie',
+  'user-agent', 'accept', 'accept-encoding', 'accept-language', 'content-type', 'cookie', 'referer',
+  'cache-control', 'origin', 'authorization', 'upgrade', 'expect', 'keep-alive', 'pragma',
+  'server', 'date', 'etag', 'last-modified', 'vary', 'accept-ranges', 'location', 'set-cookie', 'expires',
+  'content-encoding',
 ] as const;
-const KNOWN_BYTES = KNOWN_NAMES.map(bytes);
 const H_HOST = 0;
 const H_CONTENT_LENGTH = 1;
 const H_TRANSFER_ENCODING = 2;
 const H_CONNECTION = 3;
+const KNOWN_BYTES = KNOWN_NAMES.map(bytes);
+/** KNOWN_NAMES indices by name length, so a lookup compares at most a few candidates. */
+const KNOWN_BY_LENGTH: number[][] = [];
+KNOWN_NAMES.forEach((name, i) => (KNOWN_BY_LENGTH[name.length] ??= []).push(i));
 
-/** Index in KNOWN_NAMES of the name buf[a, b), or -1. */
-function knownName(buf: Buffer, a: number, b: number): number {
-  let k = -1;
-  switch (b - a) {
-    case 4: k = 0; break;
-    case 14: k = 1; break;
-    case 17: k = 2; break;
-    case 10: k = (buf[a]! | 0x20) === 99 ? 3 : 4;  break; // connection / user-agent
-    case 6: k = (buf[a]! | 0x20) === 97 ? 5 : 9; break; // accept / cookie
-    case 15: k = buf[a + 7]! === 101 || buf[a + 7]! === 69 ? 6 : 7; break; // accept-[e]ncoding / -language
-    case 12: k = 8; break;
-    default: return -1;
+/** Index in KNOWN_NAMES of the field name buf[a, b) (any case), or -1. */
+export function knownName(buf: Buffer, a: number, b: number): number {
+  const candidates = KNOWN_BY_LENGTH[b - a];
+  if (candidates === undefined) return -1;
+  for (let k = 0; k < candidates.length; k++) {
+    const i = candidates[k]!;
+    if (eqLower(buf, a, KNOWN_BYTES[i]!)) return i;
   }
-  return eqLower(buf, a, KNOWN_BYTES[k]!) ? k : -1;
+  return -1;
 }
 
 const CLOSE = bytes('close');
@@ -246,8 +252,9 @@ export function decodeChunked(buf: Buffer, p: number, end: number, maxBody: numb
     if (p >= lim) return p >= wireMax ? bad('chunked body too large', 413) : NEED_MORE;
     if (p === ds) return bad('invalid chunk size');
     if (total + size > maxBody) return bad('body too large', 413);
-    // [ chunk-ext ] CRLF, chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ). llhttp rejects
-    // whitespace after the size unless an extension follows; so do we.
+    // [ chunk-ext ] CRLF, chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ). The grammar
+    // allows BWS only before ';', so `5 \r\n` is a 400. (llhttp, unless lenient_spaces_after_
+    // chunk_size, rejects any whitespace after the size; RFC 9110 §5.6.3 says BWS must be parsed.)
     let c = buf[p]!;
     if (c !== CR) {
       const es = p;

@@ -133,8 +133,9 @@ export interface WriteOptions {
 }
 
 /**
- * Append `res` as `HTTP/1.1 <status> <reason>`, Server, Date, Content-Length (not for 1xx/204/304),
- * Connection when needed, the app's headers, a blank line and the body (not for HEAD).
+ * Append `res` as `HTTP/1.1 <status> <reason>`, Server, Content-Length (not for 1xx/204/304), the
+ * app's headers, Date, Connection when needed, a blank line and the body (not for HEAD). Always
+ * HTTP/1.1: RFC 9110 §6.2 has a server send its own version, also to a 1.0 client.
  */
 export function writeResponse(out: OutBuf, res: HttpResponse, opts: WriteOptions): void {
   const pre = res.prepared;
