@@ -66,6 +66,20 @@ export async function serve(f: ServeFlags): Promise<void> {
   if (f.engine !== 'epoll' && f.edge) throw new UsageError('--edge applies to the epoll engine only');
   const engine = await createEngine(f.engine, opts);
   const at = await engine.start();
+  let statsTimer: NodeJS.Timeout | null = null;
+  let seq = 0;
+  const writeStats = async (): Promise<void> => {
+    if (!f.statsFile) return;
+    const s = await engine.stats();
+    const tmp = `${f.statsFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...s, time: Date.now(), seq: ++seq }) + '\n');
+    renameSync(tmp, f.statsFile); // readers never see a half-written file
+  };
+  if (f.statsFile) {
+    await writeStats();
+    statsTimer = setInterval(() => void writeStats().catch(() => {}), 500);
+  }
+
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) {
@@ -78,20 +92,20 @@ export async function serve(f: ServeFlags): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // SIGUSR2 prints the stats, without stopping (like nginx's stub_status, on demand).
-  process.on('SIGUSR2', () => void engine.stats().then((s) => process.stderr.write(JSON.stringify(s) + '\n')));
+  // SIGUSR2: stats on demand, without stopping (like nginx's stub_status). With --stats-file the file is
+  // rewritten at once (with a new `seq`), so a lab can take exact counters at the edges of a window.
+  process.on('SIGUSR2', () => {
+    if (f.statsFile) void writeStats().catch(() => {});
+    else void engine.stats().then((s) => process.stderr.write(JSON.stringify(s) + '\n'));
+  });
 
-  let statsTimer: NodeJS.Timeout | null = null;
-  const writeStats = async (): Promise<void> => {
-    if (!f.statsFile) return;
-    const s = await engine.stats();
-    const tmp = `${f.statsFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ ...s, time: Date.now() }) + '\n');
-    renameSync(tmp, f.statsFile); // readers never see a half-written file
-  };
-  if (f.statsFile) {
-    await writeStats();
-    statsTimer = setInterval(() => void writeStats().catch(() => {}), 500);
+  // Started by the lab: exit if the lab dies (even by SIGKILL, which gives it no chance to reap us).
+  const parent = Number(process.env.IOLAB_EXIT_WITH_PARENT ?? 0);
+  delete process.env.IOLAB_EXIT_WITH_PARENT; // not for our own children
+  if (parent > 0) {
+    setInterval(() => {
+      if (process.ppid !== parent) process.exit(1);
+    }, 500).unref();
   }
 
   const first = await engine.stats();

@@ -177,7 +177,10 @@ export class Reactor {
   }
 
   private acceptAll(): void {
-    for (let k = 0; k < ACCEPT_BATCH; k++) {
+    // Level-triggered: a bounded batch keeps accepting from starving reads; the rest is reported again.
+    // Edge-triggered: no new edge comes for connections already queued, so drain to EAGAIN.
+    const batch = this.poller.capabilities.edge ? Infinity : ACCEPT_BATCH;
+    for (let k = 0; k < batch; k++) {
       const fd = ffi.accept4(this.listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         const e = -fd;
@@ -208,9 +211,12 @@ export class Reactor {
   private shedWithReserve(e: number): void {
     this.warnOnce('emfile', `accept4() failed: ${errnoName(e)}: out of file descriptors; shedding new connections (raise ulimit -n)`);
     if (this.reserveFd < 0) return;
+    // As libuv's uv__emfile_trick: with the spare fd freed, accept and close every queued connection
+    // (the clients see a clean close rather than a hang), then take the spare back.
     ffi.close(this.reserveFd);
-    const fd = ffi.accept4(this.listenFd, null, null, SOCK_CLOEXEC);
-    if (fd >= 0) {
+    for (;;) {
+      const fd = ffi.accept4(this.listenFd, null, null, SOCK_CLOEXEC);
+      if (fd < 0) break;
       ffi.close(fd);
       this.refused++;
     }

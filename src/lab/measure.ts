@@ -1,0 +1,140 @@
+/**
+ * One measured window against a running server: probe the server's process tree and (for iolab
+ * engines) its own counters at both edges, run the load in between, and turn the deltas into
+ * per-request figures. Medians over repeats, field by field.
+ */
+import { sampleTree, delta } from '../probe/index.js';
+import type { EngineStats } from '../engines/types.js';
+import type { Protocol, Sample } from './results.js';
+import type { Running } from './targets.js';
+
+export interface LoadRequest {
+  url: string;
+  protocol: Protocol;
+  connections: number;
+  pipeline: number;
+  durationS: number;
+  /** CPU the load generator runs on (null: not pinned). */
+  cpu: number | null;
+  /** closed loop (default), or hold idle connections for durationS. */
+  mode?: 'closed' | 'hold';
+  /** echo payload bytes. */
+  size?: number;
+}
+
+export interface LoadOutcome {
+  rps: number;
+  requests: number;
+  errors: number;
+  errorsByKind: Record<string, number>;
+  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
+  /** Connections established (hold mode: how many were held). */
+  connected: number;
+}
+
+export type LoadFn = (r: LoadRequest) => Promise<LoadOutcome>;
+
+function perReq(n: number | undefined | null, requests: number): number | null {
+  return n === undefined || n === null || requests <= 0 ? null : n / requests;
+}
+
+function sumSyscalls(s: EngineStats | null): number | null {
+  return s ? Object.values(s.syscalls).reduce((a, b) => a + b, 0) : null;
+}
+
+/** Measure one window of load against `srv`. */
+export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest): Promise<Sample> {
+  const e0 = await srv.engineStats();
+  const p0 = sampleTree(srv.pid);
+  const out = await load(req);
+  const p1 = sampleTree(srv.pid);
+  const e1 = await srv.engineStats();
+  const d = delta(p0, p1);
+  // The server's own count of requests is exact where available; the client's otherwise.
+  const requests = e0 && e1 ? e1.requests - e0.requests : out.requests;
+  const byName: Record<string, number> | null = e0 && e1 ? {} : null;
+  if (byName && e0 && e1) {
+    for (const [k, v] of Object.entries(e1.syscalls)) {
+      const n = v - (e0.syscalls[k] ?? 0);
+      if (n > 0 && requests > 0) byName[k] = n / requests;
+    }
+  }
+  const sys0 = sumSyscalls(e0), sys1 = sumSyscalls(e1);
+  return {
+    rps: out.rps,
+    requests: out.requests,
+    errors: out.errors,
+    errorsByKind: out.errorsByKind,
+    latencyUs: out.latencyUs,
+    cpuUsPerReq: perReq((d.cpuUserS + d.cpuSysS) * 1e6, requests),
+    ctxSwitchesPerReq: perReq(d.voluntaryCtx + d.involuntaryCtx, requests),
+    syscallsPerReq: sys0 !== null && sys1 !== null ? perReq(sys1 - sys0, requests) : null,
+    syscallsByNamePerReq: byName,
+    eagainPerReq: e0 && e1 ? perReq(e1.eagain - e0.eagain, requests) : null,
+    wakeupsPerReq: e0 && e1 ? perReq(e1.wakeups - e0.wakeups, requests) : null,
+    loopStalls: e0 && e1 ? e1.loopStalls.count - e0.loopStalls.count : null,
+    rssBytes: p1.rssBytes,
+    vmBytes: p1.vmBytes,
+    threads: p1.threads,
+    processes: p1.pids.length,
+    connections: out.connected,
+  };
+}
+
+function med(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function medOrNull(xs: (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return v.length ? med(v) : null;
+}
+
+/** Median of each field over the repeats. */
+export function medianSample(samples: Sample[]): Sample | null {
+  if (samples.length === 0) return null;
+  if (samples.length === 1) return samples[0]!;
+  const lat = samples.every((s) => s.latencyUs !== null)
+    ? {
+        p50: med(samples.map((s) => s.latencyUs!.p50)),
+        p90: med(samples.map((s) => s.latencyUs!.p90)),
+        p99: med(samples.map((s) => s.latencyUs!.p99)),
+        p999: med(samples.map((s) => s.latencyUs!.p999)),
+        max: med(samples.map((s) => s.latencyUs!.max)),
+      }
+    : null;
+  const kinds = new Set(samples.flatMap((s) => Object.keys(s.errorsByKind)));
+  const byKind: Record<string, number> = {};
+  for (const k of kinds) byKind[k] = med(samples.map((s) => s.errorsByKind[k] ?? 0));
+  const names = new Set(samples.flatMap((s) => Object.keys(s.syscallsByNamePerReq ?? {})));
+  const byName: Record<string, number> | null = samples[0]!.syscallsByNamePerReq ? {} : null;
+  if (byName) for (const k of names) byName[k] = med(samples.map((s) => s.syscallsByNamePerReq?.[k] ?? 0));
+  return {
+    rps: med(samples.map((s) => s.rps)),
+    requests: med(samples.map((s) => s.requests)),
+    errors: med(samples.map((s) => s.errors)),
+    errorsByKind: byKind,
+    latencyUs: lat,
+    cpuUsPerReq: medOrNull(samples.map((s) => s.cpuUsPerReq)),
+    ctxSwitchesPerReq: medOrNull(samples.map((s) => s.ctxSwitchesPerReq)),
+    syscallsPerReq: medOrNull(samples.map((s) => s.syscallsPerReq)),
+    syscallsByNamePerReq: byName,
+    eagainPerReq: medOrNull(samples.map((s) => s.eagainPerReq)),
+    wakeupsPerReq: medOrNull(samples.map((s) => s.wakeupsPerReq)),
+    loopStalls: medOrNull(samples.map((s) => s.loopStalls)),
+    rssBytes: medOrNull(samples.map((s) => s.rssBytes)),
+    vmBytes: medOrNull(samples.map((s) => s.vmBytes)),
+    threads: medOrNull(samples.map((s) => s.threads)),
+    processes: medOrNull(samples.map((s) => s.processes)),
+    connections: med(samples.map((s) => s.connections)),
+  };
+}
+
+export function rpsSpread(samples: Sample[]): number | null {
+  if (samples.length < 2) return null;
+  const r = samples.map((s) => s.rps);
+  const m = med(r);
+  return m > 0 ? (Math.max(...r) - Math.min(...r)) / m : null;
+}

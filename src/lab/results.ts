@@ -1,0 +1,137 @@
+/**
+ * results.json: what one `iolab bench` run measured. Versioned; `iolab report` and `iolab compare`
+ * read it back. Every figure is measured on the machine named in `machine`; nothing is typed in.
+ *
+ * Units: times in microseconds unless the name says otherwise (`...Ms`, `...S`), memory in bytes,
+ * rates per second. A figure that could not be measured is `null`, never 0.
+ */
+
+export const RESULTS_SCHEMA = 'iolab.results/1';
+
+export interface Machine {
+  kernel: string;
+  arch: string;
+  cpus: number;
+  cpuModel: string;
+  memBytes: number;
+  node: string;
+  iolab: string;
+  /** io_uring as probed at the start of the run: available, or why not. */
+  ioUring: { available: boolean; reason?: string; features?: number };
+  nofile: { soft: number; hard: number };
+  /** CPU the servers were pinned to, CPU the load generator was pinned to (null: not pinned). */
+  serverCpu: number | null;
+  clientCpu: number | null;
+}
+
+/** What was measured: one of iolab's engines, or an outside peer (nginx, redis-server, apache2 ...). */
+export interface Target {
+  kind: 'engine' | 'peer';
+  /** As asked: `io_uring`, `threads`, `nginx`, `apache2-prefork`, `redis-server`, `node` ... */
+  name: string;
+  /** What actually ran (after any fallback), e.g. `epoll` when io_uring was refused. */
+  ran: string;
+  /** I/O model: blocking, non-blocking, multiplexing, async, reference. */
+  model: string;
+}
+
+export type ScenarioName = 'throughput' | 'scaling' | 'idle' | 'blocking-handler' | 'breaking-point';
+
+export type Protocol = 'http' | 'resp' | 'echo';
+
+/** One measured window (one repeat). */
+export interface Sample {
+  /** Requests (responses verified) per second. */
+  rps: number;
+  requests: number;
+  errors: number;
+  /** Errors by kind: refused, reset, timeout, protocol, wrong-reply ... */
+  errorsByKind: Record<string, number>;
+  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
+  /** Server process tree, over the window: CPU time (user+sys) per request, context switches per request. */
+  cpuUsPerReq: number | null;
+  ctxSwitchesPerReq: number | null;
+  /** From the engine's own counters (iolab engines only): syscalls per request, by name too. */
+  syscallsPerReq: number | null;
+  syscallsByNamePerReq: Record<string, number> | null;
+  eagainPerReq: number | null;
+  wakeupsPerReq: number | null;
+  loopStalls: number | null;
+  /** Server process tree at the end of the window. */
+  rssBytes: number | null;
+  vmBytes: number | null;
+  threads: number | null;
+  processes: number | null;
+  /** Connections the server held (from its stats) / the load generator had open. */
+  connections: number;
+}
+
+export interface ScenarioResult {
+  scenario: ScenarioName;
+  target: Target;
+  protocol: Protocol;
+  /** Inputs: connections, pipeline, payload size, work (`blocking:1ms`), duration ... */
+  params: {
+    connections: number;
+    pipeline?: number;
+    durationS?: number;
+    work?: string;
+    app?: string;
+    [k: string]: unknown;
+  };
+  /**
+   * ok: measured. skipped: not run (reason says why: a peer not installed, a model that cannot, budget).
+   * broke: ran and broke (reason: "memory guard at 2.1 GB", "p99 1200 ms > SLO 100 ms", "refused 312 connections").
+   * failed: the harness failed (reason has the error); recorded, never a crash of the lab.
+   */
+  status: 'ok' | 'skipped' | 'broke' | 'failed';
+  reason?: string;
+  /** Every repeat. */
+  samples: Sample[];
+  /** Median over samples, field by field (null when there are none). */
+  median: Sample | null;
+  /** Spread of rps over repeats: (max - min) / median. */
+  rpsSpread: number | null;
+  /** idle scenario: cost per idle connection. */
+  idle?: {
+    connections: number;
+    held: number;
+    rssPerConnBytes: number;
+    kernelSlabPerConnBytes: number | null;
+    kernelBufferPerConnBytes: number | null;
+    threadsPerConn: number;
+    /** Server CPU over the idle window, % of one core (a busy-polling loop spins near 100). Optional. */
+    cpuPercent?: number | null;
+  };
+  /** breaking-point scenario: the largest connection count that met the SLO, and the one that broke. */
+  breaking?: {
+    maxOk: number | null;
+    brokeAt: number | null;
+    why: string | null;
+    steps: { connections: number; rps: number; p99Us: number | null; errors: number; rssBytes: number | null; status: string }[];
+  };
+}
+
+/** A verdict on one claim of the article, decided from the measured numbers by `report/claims.ts`. */
+export interface ClaimVerdict {
+  id: string;
+  claim: string;
+  verdict: 'confirmed' | 'refuted' | 'depends' | 'not measured';
+  /** The numbers that decide it, in words: "threads 41k req/s vs epoll 48k at 100 connections (0.85x)". */
+  evidence: string[];
+}
+
+export interface LabResults {
+  schema: typeof RESULTS_SCHEMA;
+  startedAt: string;
+  finishedAt: string;
+  /** quick | full | custom */
+  mode: string;
+  budgetS: number;
+  machine: Machine;
+  results: ScenarioResult[];
+  /** Filled by the report step (and recomputed by `iolab report`). */
+  claims?: ClaimVerdict[];
+  /** Problems that did not stop the run: a peer that failed to start, a guard that fired. */
+  notes: string[];
+}

@@ -1,0 +1,77 @@
+/** The lab's machinery: the memory guard, reaping, medians, breaking points, the plan's budget. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { spawnChild, stopChild } from '../../src/lab/children.js';
+import { MemoryGuard } from '../../src/lab/guard.js';
+import { medianSample } from '../../src/lab/measure.js';
+import { deriveBreakingPoints } from '../../src/lab/lab.js';
+import { buildPlan, defaultPlanOptions } from '../../src/lab/plan.js';
+import { processTree } from '../../src/probe/index.js';
+import type { Sample, ScenarioResult } from '../../src/lab/results.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Running, not a zombie (a killed orphan stays a zombie until init reaps it: it holds no memory or fds). */
+const alive = (pid: number): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+function sample(rps: number, p99: number): Sample {
+  return {
+    rps, requests: rps, errors: 0, errorsByKind: {}, latencyUs: { p50: p99 / 2, p90: p99 * 0.8, p99, p999: p99 * 2, max: p99 * 3 },
+    cpuUsPerReq: 10, ctxSwitchesPerReq: 0.1, syscallsPerReq: 2, syscallsByNamePerReq: { read: 1, write: 1 }, eagainPerReq: 0,
+    wakeupsPerReq: 0.1, loopStalls: 0, rssBytes: 1e6, vmBytes: 1e7, threads: 1, processes: 1, connections: 100,
+  };
+}
+
+describe('lab', () => {
+  it('the memory guard kills a server tree that passes its share of RAM, and says why', async () => {
+    // A share of 0.0005 of 24 GB is ~12 MB: any Node process passes it at once.
+    const guard = new MemoryGuard(0.0005);
+    const c = spawnChild(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const trip = await new Promise<{ why: string }>((resolve) => guard.watch(c.pid!, resolve));
+    assert.match(trip.why, /server RSS .* passed the guard/);
+    await sleep(100);
+    assert.equal(alive(c.pid!), false, 'the server was killed');
+  });
+
+  it('stopping a child reaps its whole tree', async () => {
+    const c = spawnChild('sh', ['-c', 'sleep 30 & sleep 30 & wait'], { stdio: 'ignore' });
+    await sleep(200);
+    const tree = processTree(c.pid!);
+    assert.ok(tree.length >= 3, `sh and two sleeps: ${tree.join(',')}`);
+    await stopChild(c, 'SIGTERM', 500);
+    await sleep(100);
+    for (const p of tree) assert.equal(alive(p), false, `pid ${p} survived`);
+  });
+
+  it('medians are taken field by field', () => {
+    const m = medianSample([sample(100, 1000), sample(300, 3000), sample(200, 9000)])!;
+    assert.equal(m.rps, 200);
+    assert.equal(m.latencyUs!.p99, 3000);
+  });
+
+  it('breaking points come from the ramp: the largest count within the SLO and the one that broke', () => {
+    const step = (connections: number, status: ScenarioResult['status'], reason?: string): ScenarioResult => ({
+      scenario: connections === 100 ? 'throughput' : 'scaling', target: { kind: 'engine', name: 'threads', ran: 'threads', model: 'blocking' },
+      protocol: 'http', params: { connections }, status, ...(reason ? { reason } : {}), samples: [], median: sample(1000, 100), rpsSpread: null,
+    });
+    const [bp] = deriveBreakingPoints([step(10, 'ok'), step(100, 'ok'), step(1000, 'broke', 'stopped by the memory guard')]);
+    assert.equal(bp!.scenario, 'breaking-point');
+    assert.equal(bp!.breaking!.maxOk, 100);
+    assert.equal(bp!.breaking!.brokeAt, 1000);
+    assert.match(bp!.breaking!.why!, /memory guard/);
+  });
+
+  it('the quick plan fits its budget estimate', () => {
+    const steps = buildPlan({ ...defaultPlanOptions('quick'), engines: ['select', 'poll', 'epoll', 'io_uring', 'threads', 'prefork', 'busypoll', 'aio', 'node'], peers: ['nginx', 'redis-server', 'apache2-prefork', 'apache2-worker', 'apache2-event'] });
+    const est = steps.reduce((a, s) => a + s.estimateS, 0);
+    assert.ok(est < 140, `quick plan estimated at ${est.toFixed(0)} s`);
+    assert.ok(steps.some((s) => s.scenario === 'blocking-handler' && s.work === 'blocking:1ms'));
+  });
+});
