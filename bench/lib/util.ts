@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
-import { sampleTree, sockstat } from '../../src/probe/index.js';
+import { processTree, sampleTree, sockstat } from '../../src/probe/index.js';
 
 export { socketSlabBytes } from '../../src/probe/index.js';
 
@@ -28,6 +28,11 @@ export function cpuSeconds(pid: number): number {
 /** Resident set size of a process tree, in bytes. */
 export function rssBytes(pid: number): number {
   return sampleTree(pid).rssBytes;
+}
+
+/** Descendants of a process (nginx master -> workers). */
+export function childPids(pid: number): number[] {
+  return processTree(pid).filter((p) => p !== pid);
 }
 
 /** Kernel TCP buffer memory, system-wide. */

@@ -72,6 +72,21 @@ export interface Service {
   draining: boolean;
   readonly stalls: StallStats;
   feed(buf: Buffer, start: number, end: number, out: OutBuf, r: FeedResult): void;
+  /** The answer to a connection over the connection cap (HTTP 503, RESP `-ERR max number of clients reached`). */
+  refuse(out: OutBuf): void;
+  /** The answer when a request stays incomplete past the header timeout (HTTP 408; RESP and echo close silently). */
+  timeout(out: OutBuf): void;
+}
+
+// Redis's wording (networking.c acceptCommonHandler) and nginx's choice of 503 for an over-full server.
+function refuseWith(protocol: App['protocol']): (out: OutBuf) => void {
+  if (protocol === 'http') return (out) => writeHttpError(out, 503);
+  if (protocol === 'resp') return (out) => writeRespError(out, 'ERR max number of clients reached');
+  return () => {};
+}
+
+function timeoutWith(protocol: App['protocol']): (out: OutBuf) => void {
+  return protocol === 'http' ? (out) => writeHttpError(out, 408) : () => {};
 }
 
 const now = (): number => performance.now();
@@ -107,6 +122,8 @@ export function createService(app: App, opts: ServiceOptions = {}): Service {
         app,
         draining: false,
         stalls,
+        refuse: refuseWith('echo'),
+        timeout: timeoutWith('echo'),
         feed(buf, start, end, out, r) {
           out.bytes(buf, start, end);
           r.next = end;
@@ -125,6 +142,8 @@ function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, st
     app,
     draining: false,
     stalls,
+    refuse: refuseWith('http'),
+    timeout: timeoutWith('http'),
     feed(buf, start, end, out, r) {
       let pos = start;
       while (pos < end) {
@@ -202,6 +221,8 @@ function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, st
     app,
     draining: false,
     stalls,
+    refuse: refuseWith('resp'),
+    timeout: timeoutWith('resp'),
     feed(buf, start, end, out, r) {
       let pos = start;
       while (pos < end) {

@@ -5,6 +5,8 @@ import { serve, UsageError, type ServeFlags } from './serve.js';
 import { ENGINES, ENGINE_INFO } from '../engines/index.js';
 import { BUILTIN_APPS } from '../apps/index.js';
 import { SyscallError } from '../sys/errno.js';
+import { loadCommand } from './load.js';
+import { registerCompareCommand, registerReportCommand } from './report.js';
 
 const program = new Command();
 program
@@ -31,6 +33,10 @@ program
   .option('--max-header <bytes>', 'HTTP: largest header section before 431 (default 16384)')
   .option('--max-body <bytes>', 'HTTP: largest request body before 413 (default 1048576)')
   .option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish', '5000')
+  .option('--max-connections <n>', 'refuse connections past this many (HTTP 503, RESP -ERR max number of clients reached)')
+  .option('--header-timeout <ms>', 'a request still incomplete this long after its first byte gets 408 and a close (default 20000)')
+  .option('--idle-timeout <ms>', 'close keep-alive connections idle this long (default 60000)')
+  .option('--send-timeout <ms>', 'close a connection whose output has not moved this long (default 30000)')
   .option('--stats-file <path>', 'write the engine stats as JSON to this file twice a second')
   .option('--cpus <list>', 'pin the server to these CPUs, e.g. 0 or 0-1')
   .option('--json', 'print events (listening, stopped + stats) as JSON lines on stdout')
@@ -45,6 +51,27 @@ program
   )
   .action(async (flags: ServeFlags) => {
     await serve(flags);
+  });
+
+program
+  .command('bench')
+  .description('the lab: run every engine and installed peer through the scenarios; print each claim of the article beside the number measured here')
+  .option('--quick', 'the short tour (default): about 2-3 minutes on 2 cores')
+  .option('--full', 'repeats, longer windows, ramps to 10k connections (as long as it needs)')
+  .option('--engines <list>', 'engines to run (comma list, all, none)', 'all')
+  .option('--peers <list>', 'peers to run when installed: nginx, apache2-prefork, apache2-worker, apache2-event, redis-server (comma list, all, none)', 'all')
+  .option('--scenarios <list>', 'throughput, scaling, idle, blocking-handler, breaking-point (comma list)')
+  .option('-o, --out <dir>', 'where results.json, report.md and report.html go (default ./iolab-results/<time>)')
+  .option('--server-cpu <n>', 'CPU for the servers (default 0)')
+  .option('--client-cpu <n>', 'CPU for the load generator (default 1)')
+  .option('--memory-share <f>', 'stop a server that takes more than this share of RAM', '0.5')
+  .option('--budget <s>', 'time budget in seconds (quick: 150); steps past it are recorded as skipped')
+  .option('--duration <s>', 'seconds per measured window')
+  .option('--repeats <n>', 'measured windows per step (the median is reported)')
+  .option('--json', 'print results.json to stdout instead of the terminal report')
+  .action(async (flags) => {
+    const { bench } = await import('./bench.js');
+    await bench(flags, program.version() ?? '0');
   });
 
 program
@@ -64,6 +91,10 @@ program
     const { demo } = await import('./demo.js');
     await demo(Number(flags.seconds));
   });
+
+program.addCommand(loadCommand());
+registerReportCommand(program);
+registerCompareCommand(program);
 
 async function main(): Promise<void> {
   try {

@@ -1,7 +1,7 @@
 /** `iolab serve`: run one engine with one app until Ctrl-C / SIGTERM, then drain and exit 0. */
 import { writeFileSync, renameSync } from 'node:fs';
 import { createEngine, engineOptions } from '../engines/index.js';
-import type { EngineStats } from '../engines/types.js';
+import { DEFAULT_LIMITS, type EngineStats } from '../engines/types.js';
 import { parseWork } from '../apps/work.js';
 import { raiseNofile, setAffinity } from '../sys/index.js';
 
@@ -17,6 +17,10 @@ export interface ServeFlags {
   maxHeader?: string;
   maxBody?: string;
   drainMs: string;
+  maxConnections?: string;
+  headerTimeout?: string;
+  idleTimeout?: string;
+  sendTimeout?: string;
   statsFile?: string;
   cpus?: string;
   json?: boolean;
@@ -53,6 +57,13 @@ export async function serve(f: ServeFlags): Promise<void> {
     workers: parseIntFlag('--workers', f.workers, 1),
     edge: !!f.edge,
     drainMs: parseIntFlag('--drain-ms', f.drainMs),
+    limits: {
+      ...DEFAULT_LIMITS,
+      ...(f.maxConnections ? { maxConnections: parseIntFlag('--max-connections', f.maxConnections) } : {}),
+      ...(f.headerTimeout ? { headerTimeoutMs: parseIntFlag('--header-timeout', f.headerTimeout, 1) } : {}),
+      ...(f.idleTimeout ? { idleTimeoutMs: parseIntFlag('--idle-timeout', f.idleTimeout, 1) } : {}),
+      ...(f.sendTimeout ? { sendTimeoutMs: parseIntFlag('--send-timeout', f.sendTimeout, 1) } : {}),
+    },
     quiet: !!f.quiet,
     service: {
       work: parseWork(f.work),

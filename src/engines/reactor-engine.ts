@@ -47,7 +47,7 @@ export class ReactorEngine implements Engine {
     const poller = this.makePoller(o);
     const fd = listenTcp({ host: o.host, port: o.port, backlog: o.backlog, reusePort: this.reusePort, nonBlocking: true });
     const addr = localAddress(fd);
-    this.reactor = new Reactor(poller, service, { name: this.name, listenFd: fd, app: app.name, quiet: o.quiet });
+    this.reactor = new Reactor(poller, service, { name: this.name, listenFd: fd, app: app.name, quiet: o.quiet, limits: o.limits });
     this.reactor.done.then(this.resolveDone, this.rejectDone);
     this.reactor.start();
     return { host: addr.host, port: addr.port, engine: poller.name };

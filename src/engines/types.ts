@@ -20,7 +20,30 @@ export interface EngineOptions {
   drainMs: number;
   /** Warn on stderr (rate-limited) about loop stalls. */
   quiet: boolean;
+  limits: ConnectionLimits;
 }
+
+/** Per-connection limits every engine enforces (RELIABILITY.md: faults and hostile clients). */
+export interface ConnectionLimits {
+  /** Connections beyond this are answered with the protocol's refusal and closed (0: no cap but fds). */
+  maxConnections: number;
+  /** A request still incomplete this long after its first byte: HTTP 408 and close (slowloris). */
+  headerTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  idleTimeoutMs: number;
+  /** Output backlogged with no write progress this long: the peer is not reading; close. */
+  sendTimeoutMs: number;
+  /** After the last response of a closing connection: shut the write side and drain reads this long, so the response is not lost to an RST. */
+  lingerMs: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  maxConnections: 0,
+  headerTimeoutMs: 20_000,
+  idleTimeoutMs: 60_000,
+  sendTimeoutMs: 30_000,
+  lingerMs: 2_000,
+};
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'app'> = {
   host: '127.0.0.1',
@@ -31,6 +54,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'app'> = {
   service: { stallMs: 5 },
   drainMs: 5000,
   quiet: false,
+  limits: DEFAULT_LIMITS,
 };
 
 /** Stats in one shape from every engine. Counters are totals since start. */

@@ -85,7 +85,9 @@ export function buildPlan(o: PlanOptions): Step[] {
     const targets = engines.filter((t) => ['epoll', 'io_uring', 'threads'].includes(t.name) && (!quick || t.name !== 'io_uring'));
     for (const t of targets) {
       for (const work of ['blocking:1ms', 'async:1ms']) {
-        steps.push({ scenario: 'blocking-handler', target: t, protocol: 'http', connections: [50], work, estimateS: win });
+        // Stalls are counted from 1 ms here: the point is to see each 1 ms handler hold the loop.
+        const target = { ...t, extra: [...(t.extra ?? []), '--stall-ms', '1'] };
+        steps.push({ scenario: 'blocking-handler', target, protocol: 'http', connections: [50], work, estimateS: win });
       }
     }
   }

@@ -25,3 +25,11 @@ export const FD_SETSIZE = 1024;
  * 4-tuple: ~28k connections per (source, destination) pair instead of ~28k per source address.
  */
 export const IPPROTO_IP = 0, IP_BIND_ADDRESS_NO_PORT = 24;
+/**
+ * Blocking engines (threads, prefork). asm-generic/socket.h: SO_RCVTIMEO_OLD / SO_SNDTIMEO_OLD take a
+ * struct timeval; on 64-bit x86_64 and aarch64 that is already the 64-bit time_t layout. A blocked
+ * read/accept/write returns EAGAIN when the timeout passes (socket(7)). include/uapi/linux/prctl.h:
+ * PR_SET_PDEATHSIG; asm-generic/signal.h: SIGKILL, SIGTERM.
+ */
+export const SO_RCVTIMEO = 20, SO_SNDTIMEO = 21;
+export const PR_SET_PDEATHSIG = 1, SIGKILL = 9, SIGTERM = 15;

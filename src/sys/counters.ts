@@ -11,6 +11,10 @@ export const SYSCALLS = [
   'sched_yield', 'nanosleep', 'pipe2', 'open', 'fstat', 'gettid',
   // glibc POSIX AIO (sys/aio.ts): library calls, not syscalls; the I/O itself runs in glibc's helper threads.
   'aio_read', 'aio_write', 'aio_suspend', 'aio_cancel',
+  // prefork children (engines/prefork): die with the parent.
+  'prctl',
+  // the load generator (loadgen/epoll-io.ts): a wait with a nanosecond timeout, for rate mode's schedule.
+  'epoll_pwait2',
 ] as const;
 export type SyscallName = (typeof SYSCALLS)[number];
 

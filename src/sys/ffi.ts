@@ -234,4 +234,27 @@ export function mmap(addr: unknown, len: number, prot: number, flags: number, fd
   return p;
 }
 
+// ---- blocking engines (engines/prefork) ----
+// prctl is variadic in C (`int prctl(int, ...)`); glibc reads the four arguments as unsigned long with
+// va_arg, and on the LP64 ABIs each travels in an integer register, so a fixed prototype is
+// call-compatible (the same reasoning as fcntl above).
+const _prctl = libc.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
+export const prctl = cold('prctl', (option: number, a2: number, a3: number, a4: number, a5: number): number => _prctl(option, a2, a3, a4, a5));
+
 export { koffi };
+
+// ---- load generator (loadgen/epoll-io.ts) ----
+// epoll_pwait2 (Linux 5.11, glibc 2.35) takes a struct timespec timeout, so rate mode can wake at a
+// request's intended send time instead of up to 1 ms late (epoll_wait counts whole milliseconds).
+// Older glibc lacks the symbol: then `epollPwait2` is null and callers use epollWait.
+let _epoll_pwait2: ((epfd: number, ev: Uint8Array, max: number, ts: Uint8Array | null, sigmask: null) => number) | null = null;
+try {
+  _epoll_pwait2 = libc.func('int epoll_pwait2(int, void *, int, const void *, const void *)');
+} catch {
+  _epoll_pwait2 = null;
+}
+const _pw2 = _epoll_pwait2;
+/** Wait with a timespec timeout (null = forever). Returns -EINTR like the other waits. */
+export const epollPwait2 = _pw2 === null
+  ? null
+  : hot('epoll_pwait2', (epfd: number, events: Uint8Array, max: number, ts: Uint8Array | null): number => _pw2(epfd, events, max, ts, null), false);

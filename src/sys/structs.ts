@@ -119,3 +119,6 @@ export const aioinit = koffi.struct('iolab_aioinit', {
 });
 export const AIOINIT_SIZE = 32;
 assertLayout('aioinit', aioinit, AIOINIT_SIZE, { aio_threads: 0, aio_num: 4, aio_idle_time: 24 });
+
+/** Exported so the io_uring layouts (sys/io_uring.ts) are pinned by the same check. */
+export { assertLayout };

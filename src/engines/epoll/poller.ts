@@ -1,6 +1,6 @@
 /** epoll(7) backend: O(ready) waits; level-triggered by default, EPOLLET with `edge`. */
 import { Epoll, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, check } from '../../sys/index.js';
-import { READABLE, WRITABLE, type Poller, type PollerCapabilities } from '../reactor/poller.js';
+import { HANGUP, READABLE, WRITABLE, type Poller, type PollerCapabilities } from '../reactor/poller.js';
 
 export class EpollPoller implements Poller {
   readonly name: string;
@@ -59,6 +59,7 @@ export class EpollPoller implements Poller {
       if (e & (EPOLLIN | EPOLLRDHUP)) m |= READABLE;
       if (e & EPOLLOUT) m |= WRITABLE;
       if (e & (EPOLLERR | EPOLLHUP)) m |= READABLE | WRITABLE;
+      if (e & (EPOLLRDHUP | EPOLLHUP)) m |= HANGUP;
       this.firedMask[i] = m;
     }
     return n;

@@ -6,7 +6,7 @@
  */
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP, ffi, getrlimit } from '../../sys/index.js';
 import { POLLFD_SIZE } from '../../sys/structs.js';
-import { READABLE, WRITABLE, type Poller, type PollerCapabilities } from '../reactor/poller.js';
+import { HANGUP, READABLE, WRITABLE, type Poller, type PollerCapabilities } from '../reactor/poller.js';
 
 export class PollPoller implements Poller {
   readonly name = 'poll';
@@ -79,6 +79,7 @@ export class PollPoller implements Poller {
       if (rev & (POLLIN | POLLRDHUP)) m |= READABLE;
       if (rev & POLLOUT) m |= WRITABLE;
       if (rev & (POLLERR | POLLHUP | POLLNVAL)) m |= READABLE | WRITABLE;
+      if (rev & (POLLRDHUP | POLLHUP)) m |= HANGUP;
       this.firedFd[k] = this.i32[slot * 2]!;
       this.firedMask[k++] = m;
     }

@@ -7,6 +7,12 @@
  */
 export const READABLE = 1;
 export const WRITABLE = 2;
+/**
+ * The peer hung up (EPOLLRDHUP / POLLRDHUP / HUP), always reported with READABLE. Edge-triggered
+ * readers need it: data and FIN arriving together raise one edge, so after a short read they must
+ * read on to the EOF instead of waiting for an edge that will not come.
+ */
+export const HANGUP = 4;
 
 export interface PollerCapabilities {
   /** Edge-triggered notification is available and on. */

@@ -17,10 +17,10 @@ import { FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, eagain, errnoName, ffi,
-  getrlimit, setNoDelay, syscallCounts,
+  SHUT_WR, getrlimit, setNoDelay, syscallCounts,
 } from '../../sys/index.js';
-import type { EngineStats } from '../types.js';
-import { READABLE, WRITABLE, type Poller } from './poller.js';
+import type { ConnectionLimits, EngineStats } from '../types.js';
+import { HANGUP, READABLE, WRITABLE, type Poller } from './poller.js';
 
 const F_OPEN = 1;
 /** Output is backlogged: reading is paused until it drains (backpressure). */
@@ -31,16 +31,21 @@ const F_CLOSING = 4;
 const F_PENDING = 8;
 /** The peer sent FIN. */
 const F_EOF = 16;
+/** Lingering close: our side is shut for writing; reads are drained and discarded until EOF or the deadline. */
+const F_LINGER = 32;
 
 const READ_SIZE = 64 * 1024;
 const YIELD_MS = 50;
 const ACCEPT_BATCH = 128;
+/** How often timeouts are checked. */
+const SWEEP_MS = 250;
 
 export interface ReactorOptions {
   name: string;
   listenFd: number;
   app: string;
   quiet: boolean;
+  limits: ConnectionLimits;
 }
 
 export class Reactor {
@@ -58,6 +63,16 @@ export class Reactor {
   private readonly inbuf: (Buffer | null)[];
   private readonly outq: (Buffer | null)[];
   private readonly outOff: Int32Array;
+  /** When the held partial request began (header timeout), when the connection last did anything (idle
+   *  timeout), and when its backlog last moved (send timeout); ms on performance.now()'s clock. */
+  private readonly partialSince: Float64Array;
+  private readonly activeAt: Float64Array;
+  private readonly wroteAt: Float64Array;
+  /** Highest fd ever opened: the timeout sweep scans rows up to it. */
+  private hiFd = 0;
+  private lastSweep = 0;
+  private now = 0;
+  private readonly limits: ConnectionLimits;
 
   private readonly rbuf = Buffer.allocUnsafe(READ_SIZE);
   private readonly out = new OutBuf(READ_SIZE);
@@ -82,6 +97,7 @@ export class Reactor {
   bytesIn = 0;
   bytesOut = 0;
   wakeups = 0;
+  timedOut = 0;
   private warned = new Set<string>();
 
   constructor(poller: Poller, service: Service, opts: ReactorOptions) {
@@ -91,6 +107,7 @@ export class Reactor {
     this.name = opts.name;
     this.app = opts.app;
     this.quiet = opts.quiet;
+    this.limits = opts.limits;
     // Rows for every fd this process may open: the hard RLIMIT_NOFILE bounds fd numbers.
     const cap = Math.min(getrlimit().hard, 1 << 21) + 16;
     this.flags = new Uint8Array(cap);
@@ -99,6 +116,9 @@ export class Reactor {
     this.inbuf = new Array<Buffer | null>(cap).fill(null);
     this.outq = new Array<Buffer | null>(cap).fill(null);
     this.outOff = new Int32Array(cap);
+    this.partialSince = new Float64Array(cap);
+    this.activeAt = new Float64Array(cap);
+    this.wroteAt = new Float64Array(cap);
     // libuv's trick for EMFILE: hold a spare fd; when accept fails for lack of fds, free the spare,
     // accept and close the connection (the client sees a clean close, not a hang), re-take the spare.
     this.reserveFd = this.openReserve();
@@ -147,10 +167,12 @@ export class Reactor {
         }
         const left = YIELD_MS - (performance.now() - t0);
         if (left <= 0) break;
-        const timeout = this.pendingAsync > 0 ? 1 : this.stopping ? Math.min(10, Math.ceil(left)) : Math.ceil(left);
+        const timeout = this.pendingAsync > 0 ? 1 : this.stopping ? Math.min(10, Math.ceil(left)) : Math.min(SWEEP_MS, Math.ceil(left));
         const n = this.poller.wait(timeout);
         this.wakeups++;
+        this.now = performance.now();
         if (n > 0) this.dispatch(n);
+        if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.pendingAsync > 0) break;
       }
     } catch (e) {
@@ -172,7 +194,7 @@ export class Reactor {
       }
       if (!(this.flags[fd]! & F_OPEN)) continue; // closed earlier in this batch
       if (m & WRITABLE && this.outq[fd] !== null) this.onWritable(fd);
-      if (m & READABLE && this.flags[fd]! & F_OPEN && !(this.flags[fd]! & (F_BACKLOG | F_PENDING))) this.onReadable(fd);
+      if (m & READABLE && this.flags[fd]! & F_OPEN && !(this.flags[fd]! & (F_BACKLOG | F_PENDING))) this.onReadable(fd, m);
     }
   }
 
@@ -199,13 +221,31 @@ export class Reactor {
         ffi.close(fd);
         continue;
       }
+      const max = this.limits.maxConnections;
+      if (max > 0 && this.current >= max) {
+        this.refuse(fd);
+        continue;
+      }
       setNoDelay(fd);
       this.flags[fd] = F_OPEN;
       this.interest[fd] = READABLE;
+      this.activeAt[fd] = this.now;
+      if (fd > this.hiFd) this.hiFd = fd;
       this.current++;
       this.total++;
       if (this.current > this.peak) this.peak = this.current;
     }
+  }
+
+  /** Over the cap: answer with the protocol's refusal (best effort, non-blocking) and close. */
+  private refuse(fd: number): void {
+    this.poller.remove(fd, true);
+    this.service.refuse(this.out);
+    if (this.out.len > 0) ffi.write(fd, this.out.buf, this.out.len);
+    this.out.reset();
+    ffi.close(fd);
+    this.refused++;
+    this.warnOnce('maxconn', `connection cap of ${this.limits.maxConnections} reached: refusing new connections`);
   }
 
   private shedWithReserve(e: number): void {
@@ -223,15 +263,20 @@ export class Reactor {
     this.reserveFd = this.openReserve();
   }
 
-  private onReadable(fd: number): void {
+  private onReadable(fd: number, m: number): void {
+    if (this.flags[fd]! & F_LINGER) return this.drainLinger(fd);
     const edge = this.poller.capabilities.edge;
+    const hangup = (m & HANGUP) !== 0;
+    this.activeAt[fd] = this.now;
     for (;;) {
       const n = ffi.read(fd, this.rbuf, READ_SIZE);
       if (n > 0) {
         this.bytesIn += n;
         this.onData(fd, n);
-        // A short read drained the socket; with EPOLLET new data raises a new edge anyway.
-        if (n < READ_SIZE || !edge || this.flags[fd]! & (F_BACKLOG | F_PENDING | F_CLOSING) || !(this.flags[fd]! & F_OPEN)) return;
+        // A short read drained the socket; with EPOLLET new data raises a new edge anyway, but a FIN
+        // that came with this data raises none, so read on to the EOF when the peer hung up.
+        if (!(this.flags[fd]! & F_OPEN) || this.flags[fd]! & (F_BACKLOG | F_PENDING | F_CLOSING)) return;
+        if (!edge || (n < READ_SIZE && !hangup)) return;
         continue;
       }
       if (n === 0) {
@@ -264,7 +309,12 @@ export class Reactor {
     r.reset();
     this.service.feed(buf, start, end, this.out, r);
     this.requests += r.requests;
-    if (r.next < end) this.inbuf[fd] = Buffer.from(buf.subarray(r.next, end));
+    if (r.next < end) {
+      // A request is only partly here. Its header timeout runs from its first byte, not the latest
+      // (a slowloris client sends a byte every few seconds to look alive).
+      if (r.next !== start || this.partialSince[fd] === 0) this.partialSince[fd] = this.now || performance.now();
+      this.inbuf[fd] = Buffer.from(buf.subarray(r.next, end));
+    } else this.partialSince[fd] = 0;
     if (r.close) this.flags[fd]! |= F_CLOSING;
     if (this.out.len > 0) this.send(fd, this.out.buf, this.out.len);
     this.out.reset();
@@ -279,7 +329,7 @@ export class Reactor {
       this.updateInterest(fd);
       return;
     }
-    if (this.flags[fd]! & F_CLOSING && this.outq[fd] === null) this.closeConn(fd);
+    if (this.flags[fd]! & F_CLOSING && this.outq[fd] === null) this.finish(fd);
     else this.updateInterest(fd);
   }
 
@@ -300,7 +350,7 @@ export class Reactor {
       this.feed(fd, held, 0, held.length);
       return;
     }
-    if (this.flags[fd]! & (F_CLOSING | F_EOF) && this.outq[fd] === null) this.closeConn(fd);
+    if (this.flags[fd]! & (F_CLOSING | F_EOF) && this.outq[fd] === null) this.finish(fd);
     else this.updateInterest(fd);
   }
 
@@ -331,6 +381,7 @@ export class Reactor {
     this.outq[fd] = Buffer.from(data.subarray(done, len));
     this.outOff[fd] = 0;
     this.flags[fd]! |= F_BACKLOG;
+    this.wroteAt[fd] = this.now || performance.now();
   }
 
   private onWritable(fd: number): void {
@@ -342,6 +393,7 @@ export class Reactor {
       return;
     }
     this.bytesOut += w;
+    if (w > 0) this.wroteAt[fd] = this.now;
     if (off + w < q.length) {
       this.outOff[fd] = off + w;
       return;
@@ -351,14 +403,74 @@ export class Reactor {
     this.flags[fd]! &= ~F_BACKLOG;
     if (this.flags[fd]! & F_PENDING) return;
     if (this.flags[fd]! & (F_CLOSING | F_EOF)) {
-      this.closeConn(fd);
+      this.finish(fd);
       return;
     }
     if (this.stopping && this.inbuf[fd] === null) {
-      this.closeConn(fd);
+      this.finish(fd);
       return;
     }
     this.updateInterest(fd);
+  }
+
+  /**
+   * Close after the last response. If the peer may still be sending (no FIN seen), close(2) with unread
+   * input would send an RST, and an RST can destroy the response in the peer's receive buffer before it
+   * is read. So, as nginx's lingering close: shut our write side (FIN after the response), then read
+   * and discard until the peer's FIN or `lingerMs`, then close.
+   */
+  private finish(fd: number): void {
+    const fl = this.flags[fd]!;
+    if (fl & F_EOF || this.limits.lingerMs <= 0) return this.closeConn(fd);
+    ffi.shutdown(fd, SHUT_WR);
+    this.flags[fd] = (fl | F_LINGER) & ~F_CLOSING;
+    this.inbuf[fd] = null;
+    this.activeAt[fd] = this.now || performance.now();
+    this.updateInterest(fd);
+  }
+
+  private drainLinger(fd: number): void {
+    for (let k = 0; k < 16; k++) {
+      const n = ffi.read(fd, this.rbuf, READ_SIZE);
+      if (n === -EAGAIN) return;
+      if (n <= 0) return this.closeConn(fd);
+    }
+  }
+
+  /** Timeouts, checked every SWEEP_MS over the rows in use. */
+  private sweep(): void {
+    const now = this.now;
+    this.lastSweep = now;
+    const { headerTimeoutMs, idleTimeoutMs, sendTimeoutMs, lingerMs } = this.limits;
+    for (let fd = 0; fd <= this.hiFd; fd++) {
+      const fl = this.flags[fd]!;
+      if (!(fl & F_OPEN)) continue;
+      if (fl & F_LINGER) {
+        if (now - this.activeAt[fd]! > lingerMs) this.closeConn(fd);
+      } else if (fl & F_BACKLOG) {
+        // Slow reader: the backlog has not moved (and reading it paused) for the send timeout.
+        if (now - this.wroteAt[fd]! > sendTimeoutMs) this.expire(fd, false);
+      } else if (fl & F_PENDING) {
+        continue;
+      } else if (this.inbuf[fd] !== null) {
+        if (now - this.partialSince[fd]! > headerTimeoutMs) this.expire(fd, true);
+      } else if (now - this.activeAt[fd]! > idleTimeoutMs) {
+        this.expire(fd, false);
+      }
+    }
+  }
+
+  private expire(fd: number, answer: boolean): void {
+    this.timedOut++;
+    if (answer) {
+      // Header timeout: answer (HTTP 408) and close lingering, so the answer is not lost to an RST.
+      this.inbuf[fd] = null;
+      this.service.timeout(this.out);
+      if (this.out.len > 0) ffi.write(fd, this.out.buf, this.out.len);
+      this.out.reset();
+      return this.finish(fd);
+    }
+    this.closeConn(fd); // idle, or a peer that stopped reading: nothing to say
   }
 
   /** The peer half-closed. Answer what it already sent (RELIABILITY.md: FIN after the response), then close. */
@@ -376,7 +488,7 @@ export class Reactor {
   /** Watch for what the connection needs: writable while backlogged, readable otherwise, nothing while pending. */
   private updateInterest(fd: number): void {
     const fl = this.flags[fd]!;
-    const want = fl & F_BACKLOG ? WRITABLE : fl & (F_PENDING | F_EOF) ? 0 : READABLE;
+    const want = fl & F_BACKLOG ? WRITABLE : fl & F_LINGER ? READABLE : fl & (F_PENDING | F_EOF) ? 0 : READABLE;
     if (want === this.interest[fd]) return;
     this.poller.modify(fd, want);
     this.interest[fd] = want;
@@ -392,6 +504,7 @@ export class Reactor {
     this.inbuf[fd] = null;
     this.outq[fd] = null;
     this.outOff[fd] = 0;
+    this.partialSince[fd] = 0;
     this.current--;
   }
 

@@ -1,0 +1,94 @@
+/**
+ * `iolab bench`: run every engine (and every installed peer) through the scenarios, then print and
+ * write the report that puts each claim of the article beside the number measured here.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import os from 'node:os';
+import { ENGINES } from '../engines/index.js';
+import { runLab } from '../lab/lab.js';
+import { loadgen } from '../lab/load.js';
+import { PEERS } from '../lab/peers.js';
+import { defaultPlanOptions } from '../lab/plan.js';
+import type { Machine, ScenarioName } from '../lab/results.js';
+import { judgeClaims } from '../report/claims.js';
+import { writeReports } from '../report/index.js';
+import { renderTerminal } from '../report/terminal.js';
+import { UsageError, parseCpus } from './serve.js';
+
+export interface BenchFlags {
+  full?: boolean;
+  quick?: boolean;
+  engines?: string;
+  peers?: string;
+  scenarios?: string;
+  out?: string;
+  serverCpu?: string;
+  clientCpu?: string;
+  memoryShare: string;
+  budget?: string;
+  duration?: string;
+  repeats?: string;
+  json?: boolean;
+}
+
+const SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point'];
+
+function list(v: string | undefined, all: readonly string[], what: string): string[] {
+  if (!v || v === 'all') return [...all];
+  if (v === 'none') return [];
+  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const x of xs) if (!all.includes(x)) throw new UsageError(`unknown ${what} ${JSON.stringify(x)}; choose from: ${all.join(', ')}`);
+  return xs;
+}
+
+async function probeIoUring(): Promise<Machine['ioUring']> {
+  try {
+    const m = (await import('../sys/io_uring.js')) as { probeIoUring?: () => { ok: boolean; reason?: string; features?: number } };
+    if (!m.probeIoUring) return { available: false, reason: 'io_uring support not built' };
+    const p = m.probeIoUring();
+    return { available: p.ok, ...(p.reason ? { reason: p.reason } : {}), ...(p.features !== undefined ? { features: p.features } : {}) };
+  } catch (e) {
+    return { available: false, reason: (e as Error).message };
+  }
+}
+
+export async function bench(f: BenchFlags, version: string): Promise<void> {
+  if (f.full && f.quick) throw new UsageError('choose one of --quick and --full');
+  const mode = f.full ? 'full' : 'quick';
+  const base = defaultPlanOptions(mode);
+  const cpus = os.cpus().length;
+  const serverCpu = f.serverCpu !== undefined ? parseCpus(f.serverCpu)[0]! : cpus > 1 ? 0 : null;
+  const clientCpu = f.clientCpu !== undefined ? parseCpus(f.clientCpu)[0]! : cpus > 1 ? 1 : null;
+  const share = Number(f.memoryShare);
+  if (!(share > 0 && share <= 0.9)) throw new UsageError('--memory-share must be a fraction in (0, 0.9], e.g. 0.5');
+  const budgetS = f.budget ? Number(f.budget) : mode === 'quick' ? 150 : 3600;
+  const out = resolve(f.out ?? join('iolab-results', new Date().toISOString().replace(/[:.]/g, '-')));
+  mkdirSync(out, { recursive: true });
+  const progress = (line: string): void => void process.stderr.write(line + '\n');
+  progress(`iolab bench --${mode}: server on CPU ${serverCpu ?? 'any'}, load on CPU ${clientCpu ?? 'any'}, memory guard at ${Math.round(share * 100)}% of RAM; results in ${out}`);
+
+  const results = await runLab({
+    ...base,
+    engines: list(f.engines, ENGINES, 'engine'),
+    peers: list(f.peers, PEERS.map((p) => p.name), 'peer'),
+    scenarios: f.scenarios ? (list(f.scenarios, SCENARIOS, 'scenario') as ScenarioName[]) : base.scenarios,
+    durationS: f.duration ? Number(f.duration) : base.durationS,
+    repeats: f.repeats ? Number(f.repeats) : base.repeats,
+    serverCpu,
+    clientCpu,
+    memoryShare: share,
+    budgetS,
+    load: loadgen,
+    sloP99Ms: mode === 'quick' ? 500 : 200,
+    sloErrors: 0.01,
+    progress,
+    ioUring: await probeIoUring(),
+    version,
+  });
+  results.claims = judgeClaims(results);
+  const files = writeReports(results, out);
+  if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else process.stdout.write(renderTerminal(results) + '\n');
+  progress(`\nwrote ${files.json}\n      ${files.md}\n      ${files.html}`);
+}

@@ -1,0 +1,102 @@
+/**
+ * The control block the threads engine shares between its main thread, its acceptor thread and its
+ * connection threads: an Int32Array over a SharedArrayBuffer, read and written with Atomics. A
+ * thread parked in read() cannot answer a message, so everything the others need to know about it
+ * (its state, its fd, whether it sits between requests, its counters) lives here instead.
+ *
+ * Globals (Int32 indices):
+ *
+ * | index        | written by                   | meaning                                             |
+ * |--------------|------------------------------|-----------------------------------------------------|
+ * | C_STOP       | main                         | 0 running, 1 draining, 2 force-closing              |
+ * | C_CURRENT    | acceptor (+), conn thread (-)| open connections; the bounded acceptor waits on it   |
+ * | C_IDLE       | conn thread (+), acceptor (-)| threads parked waiting for a connection             |
+ * | C_LIMIT      | main                         | most connections (= busy threads) at once           |
+ * | C_BOUNDED    | main                         | 1: past the limit connections wait in the backlog;  |
+ * |              |                              | 0: past the limit they are refused (503 / -ERR)      |
+ * | C_REFUSED    | acceptor, main               | connections refused                                 |
+ * | C_TOTAL      | acceptor                     | connections accepted                                |
+ * | C_PEAK       | acceptor                     | highest C_CURRENT seen                              |
+ * | C_SLOTS_HIGH | main                         | slots ever used: the acceptor scans [0, this)       |
+ *
+ * Then one row of SLOT_WIDTH per thread slot:
+ *
+ * | S_STATE   | FREE (no thread) -> IDLE <-> BUSY; IDLE -> EXITING (idle timeout or stop)        |
+ * | S_FD      | the connection handed to the thread; -1 when none. The thread waits on this cell |
+ * | S_PARKED  | 1 while the thread sits in read() between requests (stop may shutdown() it)    |
+ * | S_SERVING | 1 once the thread has picked the fd up (a thread that dies with 0 never saw it)  |
+ *
+ * Hand-off (acceptor -> idle thread): CAS S_STATE IDLE->BUSY, store S_FD, notify S_FD. The thread
+ * waits on S_FD == -1; on an idle timeout it leaves only by CAS IDLE->EXITING, so a thread the
+ * acceptor has just claimed cannot leave.
+ */
+import { ROW_WIDTH } from './blocking.js';
+
+export const C_STOP = 0;
+export const C_CURRENT = 1;
+export const C_IDLE = 2;
+export const C_LIMIT = 3;
+export const C_BOUNDED = 4;
+export const C_REFUSED = 5;
+export const C_TOTAL = 6;
+export const C_PEAK = 7;
+export const C_SLOTS_HIGH = 8;
+
+/** Globals fill the first 64-byte cache line; each slot has a line of its own (no false sharing). */
+export const SLOT_BASE = 16;
+export const SLOT_WIDTH = 16;
+export const S_STATE = 0;
+export const S_FD = 1;
+export const S_PARKED = 2;
+export const S_SERVING = 3;
+
+export const ST_FREE = 0;
+export const ST_IDLE = 1;
+export const ST_BUSY = 2;
+export const ST_EXITING = 3;
+
+export const slotIndex = (slot: number, field: number): number => SLOT_BASE + slot * SLOT_WIDTH + field;
+
+export function controlBlock(slots: number): SharedArrayBuffer {
+  return new SharedArrayBuffer((SLOT_BASE + slots * SLOT_WIDTH) * 4);
+}
+
+/** Stats rows start on 64-byte boundaries too: each thread writes its row on every request. */
+export const ROW_STRIDE = Math.ceil(ROW_WIDTH / 8) * 8;
+
+export function statsBlock(rows: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(rows * ROW_STRIDE * 8);
+}
+
+/** Row `i` of a stats block (slot i, or the acceptor's). */
+export function rowOf(stats: SharedArrayBuffer, i: number): Float64Array {
+  return new Float64Array(stats, i * ROW_STRIDE * 8, ROW_WIDTH);
+}
+
+export interface ConnThreadData {
+  slot: number;
+  ctl: SharedArrayBuffer;
+  /** Float64 rows of ROW_WIDTH (blocking.ts), one per slot, the acceptor's last. */
+  stats: SharedArrayBuffer;
+  app: string;
+  service: import('../../apps/service.js').ServiceOptions;
+  /** Idle threads beyond this many leave after idleMs. */
+  spare: number;
+  idleMs: number;
+  slowReaderMs: number;
+}
+
+export interface AcceptorData {
+  listenFd: number;
+  ctl: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  row: number;
+  protocol: string;
+}
+
+export type FromAcceptor =
+  | { type: 'ready' }
+  | { type: 'spawn'; fd: number }
+  | { type: 'warn'; message: string };
+
+export type FromConnThread = { type: 'ready' } | { type: 'warn'; message: string };
