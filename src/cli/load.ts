@@ -21,10 +21,10 @@ interface LoadFlags {
   deadline?: string;
   protocol?: LoadProtocol;
   method?: string;
-  header: string[];
+  header?: string[];
   body?: string;
   expectStatus?: string;
-  command: string[];
+  command?: string[];
   keyspace?: string;
   dataSize?: string;
   size?: string;
@@ -43,7 +43,7 @@ interface LoadFlags {
   quiet?: boolean;
 }
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 const EXAMPLES = `
 Modes:
@@ -85,10 +85,10 @@ export function loadCommand(): Command {
     .option('--deadline <time>', 'hard cap on the whole run (default: the plan plus a margin)')
     .addOption(new Option('--protocol <name>', 'override the protocol the URL implies').choices([...LOAD_PROTOCOLS]))
     .option('-m, --method <method>', 'HTTP method (default GET)')
-    .option('-H, --header <line>', 'HTTP header "Name: value" (repeatable)', collect, [])
+    .option('-H, --header <line>', 'HTTP header "Name: value" (repeatable)', collect)
     .option('--body <text>', 'HTTP request body')
     .option('--expect-status <list>', 'HTTP statuses that count as success: 200, 200,204, 2xx (default 2xx)')
-    .option('--command <template>', "RESP command (repeatable, cycled): 'SET key:__rand_int__ __data__', 'GET key:__rand_int__', PING", collect, [])
+    .option('--command <template>', "RESP command (repeatable, cycled): 'SET key:__rand_int__ __data__', 'GET key:__rand_int__', PING", collect)
     .option('--keyspace <n>', 'RESP: __rand_int__ ranges over [0, n) (default 100000)')
     .option('--data-size <bytes>', 'RESP: size of __data__ (default 3)')
     .option('--size <bytes>', 'echo: payload per request, every byte verified (default 64)')
@@ -142,10 +142,10 @@ export function flagsToOptions(args: string[], f: LoadFlags): LoadOptions {
     connectTimeout: f.connectTimeout,
     deadline: f.deadline,
     method: f.method,
-    headers: f.header.length > 0 ? f.header : undefined,
+    headers: f.header,
     body: f.body,
     expectStatus: f.expectStatus,
-    commands: f.command.length > 0 ? f.command : undefined,
+    commands: f.command,
     keyspace: num(f.keyspace),
     dataSize: num(f.dataSize),
     size: num(f.size),

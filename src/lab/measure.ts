@@ -38,8 +38,10 @@ function perReq(n: number | undefined | null, requests: number): number | null {
   return n === undefined || n === null || requests <= 0 ? null : n / requests;
 }
 
+/** null when the engine cannot see its syscalls (node: libuv makes them, not iolab's sys layer). */
 function sumSyscalls(s: EngineStats | null): number | null {
-  return s ? Object.values(s.syscalls).reduce((a, b) => a + b, 0) : null;
+  if (!s || Object.keys(s.syscalls).length === 0) return null;
+  return Object.values(s.syscalls).reduce((a, b) => a + b, 0);
 }
 
 /** Measure one window of load against `srv`. */
@@ -52,7 +54,7 @@ export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest
   const d = delta(p0, p1);
   // The server's own count of requests is exact where available; the client's otherwise.
   const requests = e0 && e1 ? e1.requests - e0.requests : out.requests;
-  const byName: Record<string, number> | null = e0 && e1 ? {} : null;
+  const byName: Record<string, number> | null = e0 && e1 && sumSyscalls(e1) !== null ? {} : null;
   if (byName && e0 && e1) {
     for (const [k, v] of Object.entries(e1.syscalls)) {
       const n = v - (e0.syscalls[k] ?? 0);

@@ -37,7 +37,7 @@ import { MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_W
 
 /** enum io_uring_op: only the opcodes iolab uses. */
 export const IORING_OP_NOP = 0, IORING_OP_ACCEPT = 13, IORING_OP_ASYNC_CANCEL = 14, IORING_OP_CLOSE = 19,
-  IORING_OP_SEND = 26, IORING_OP_RECV = 27, IORING_OP_PROVIDE_BUFFERS = 31;
+  IORING_OP_SEND = 26, IORING_OP_RECV = 27, IORING_OP_PROVIDE_BUFFERS = 31, IORING_OP_SHUTDOWN = 34;
 
 /** sqe->flags */
 export const IOSQE_FIXED_FILE = 1 << 0, IOSQE_IO_DRAIN = 1 << 1, IOSQE_IO_LINK = 1 << 2, IOSQE_IO_HARDLINK = 1 << 3,
@@ -405,6 +405,11 @@ export class Ring {
     return this.prepRw(IORING_OP_CLOSE, fd, 0, 0, 0);
   }
 
+  /** shutdown(2) as an SQE (5.11): `how` travels in len (liburing io_uring_prep_shutdown). */
+  prepShutdown(fd: number, how: number): number {
+    return this.prepRw(IORING_OP_SHUTDOWN, fd, 0, how, 0);
+  }
+
   /** Cancel the request whose user_data is (lo, hi). */
   prepCancelUserData(lo: number, hi: number): number {
     const i = this.prepRw(IORING_OP_ASYNC_CANCEL, -1, 0, 0, 0);
@@ -635,7 +640,7 @@ export type IoUringProbe = IoUringSupport | IoUringRefusal;
 /** Opcodes the engine submits, by name (checked with IORING_REGISTER_PROBE). */
 const NEEDED_OPS: [string, number][] = [
   ['ACCEPT', IORING_OP_ACCEPT], ['RECV', IORING_OP_RECV], ['SEND', IORING_OP_SEND], ['CLOSE', IORING_OP_CLOSE],
-  ['ASYNC_CANCEL', IORING_OP_ASYNC_CANCEL], ['PROVIDE_BUFFERS', IORING_OP_PROVIDE_BUFFERS],
+  ['ASYNC_CANCEL', IORING_OP_ASYNC_CANCEL], ['PROVIDE_BUFFERS', IORING_OP_PROVIDE_BUFFERS], ['SHUTDOWN', IORING_OP_SHUTDOWN],
 ];
 
 /** Optional setup flags, best first; each is dropped if the kernel refuses it with EINVAL. */

@@ -343,6 +343,96 @@ describe('io_uring: resource exhaustion paths', { skip: noUring }, () => {
   });
 });
 
+describe('io_uring: connection limits (EngineOptions.limits, as the reactor enforces them)', { skip: noUring }, () => {
+  const connect = (port: number): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => resolve(c));
+      c.on('error', reject);
+    });
+  /** Resolves with what the server sent and how long until it closed (or rejects after 5 s). */
+  const untilClosed = (c: net.Socket): Promise<{ data: string; ms: number; reset: boolean }> =>
+    new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      let data = '';
+      let reset = false;
+      c.on('data', (d) => (data += d.toString('latin1')));
+      c.on('error', (e) => (reset = (e as NodeJS.ErrnoException).code === 'ECONNRESET'));
+      c.on('close', () => resolve({ data, ms: Date.now() - t0, reset }));
+      setTimeout(() => reject(new Error(`still open after 5 s; got ${JSON.stringify(data)}`)), 5000).unref();
+    });
+
+  it('--max-connections 2: the third HTTP connection gets 503 and a close; RESP gets Redis\'s refusal', async () => {
+    const h = await startServer(['--engine', 'io_uring', '--app', 'hello', '--quiet', '--max-connections', '2']);
+    const k = await startServer(['--engine', 'io_uring', '--app', 'kv', '--quiet', '--max-connections', '1']);
+    const held: net.Socket[] = [];
+    try {
+      held.push(await connect(h.port), await connect(h.port));
+      await new Promise((r) => setTimeout(r, 100));
+      const r = await exchange(h.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+      assert.match(r.data.toString(), /^HTTP\/1\.1 503 /);
+      assert.ok(r.closed);
+      held.push(await connect(k.port));
+      await new Promise((r) => setTimeout(r, 100));
+      const k2 = await exchange(k.port, '*1\r\n$4\r\nPING\r\n');
+      assert.equal(k2.data.toString(), '-ERR max number of clients reached\r\n');
+      for (const c of held.splice(0)) c.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      const ok = await exchange(h.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      assert.match(ok.data.toString(), /Hello, World!$/, 'served again once below the cap');
+    } finally {
+      for (const c of held) c.destroy();
+      assert.equal(await h.stop(), 0);
+      assert.equal(await k.stop(), 0);
+    }
+  });
+
+  it('header, idle and send timeouts: 408 for a stalled request, silent close for idle and non-reading peers', async () => {
+    const stats = statsPath();
+    const s = await startServer(['--engine', 'io_uring', '--app', 'hello', '--quiet', '--header-timeout', '300', '--idle-timeout', '400', '--send-timeout', '300', '--stats-file', stats]);
+    try {
+      const slow = await connect(s.port);
+      slow.write('GET / HTTP/1.1\r\nHo');
+      const a = await untilClosed(slow);
+      assert.match(a.data, /^HTTP\/1\.1 408 /);
+      assert.ok(a.ms >= 250, `closed after ${a.ms} ms`);
+
+      const idle = await connect(s.port);
+      const b = await untilClosed(idle);
+      assert.equal(b.data, '');
+      assert.ok(b.ms >= 350, `closed after ${b.ms} ms`);
+
+      const reader = await connect(s.port);
+      reader.pause(); // never reads: the server's send stalls once the socket buffers fill
+      const req = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2000));
+      const closed = untilClosed(reader);
+      for (let i = 0; i < 200 && !reader.destroyed; i++) reader.write(req);
+      reader.resume(); // let 'close' fire; by now the server has given up on it
+      await closed;
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+    const st = readStats(stats);
+    assert.equal(st.uring.timedOut, 3, 'one header, one idle and one send timeout');
+  });
+
+  it('lingering close: a response followed by unread client bytes still arrives whole, then FIN (no RST)', async () => {
+    const s = await startServer(['--engine', 'io_uring', '--app', 'hello', '--quiet']);
+    try {
+      const c = await connect(s.port);
+      const got = untilClosed(c);
+      c.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' + 'x'.repeat(200_000));
+      // The server answers and shuts its write side; it drains our junk until our FIN.
+      await new Promise((r) => setTimeout(r, 300));
+      c.end();
+      const r = await got;
+      assert.match(r.data, /Hello, World!$/);
+      assert.equal(r.reset, false, 'closed with FIN, not RST');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+});
+
 describe('io_uring: a slow reader keeps server memory bounded', { skip: noUring }, () => {
   it('pipelining requests without reading: the server stops reading, stays responsive, RSS bounded', async () => {
     const s = await startServer(['--engine', 'io_uring', '--app', 'hello', '--quiet']);

@@ -41,6 +41,11 @@ const YIELD_MS = 50;
 /** Longest aio_suspend() wait: accept4() is polled between waits, so this bounds accept latency. */
 const ACCEPT_POLL_MS = 2;
 const ACCEPT_BATCH = 64;
+/**
+ * Measured here (2 vCPU VM, glibc 2.36; idle keep-alive connections, then one client's serial
+ * requests): 250 idle -> 5% CPU idle, 0.24 ms per request; 1,000 -> 30%, 1.9 ms; 2,000 -> 54%,
+ * 7.7 ms (epoll with 2,000 idle: 0.5%, 0.3 ms). Each wake pays for every request in flight.
+ */
 export const DEFAULT_AIO_MAX_CONN = 256;
 const MAX_AIO_MAX_CONN = 4096;
 /** glibc's helper-thread cap, raised from its default of 20 (see the file comment); our per-loop cap is the real bound. */

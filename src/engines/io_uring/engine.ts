@@ -74,6 +74,7 @@ export class IoUringEngine implements Engine {
         setupFlags: this.support.setupFlags,
         multishotRecv: this.support.multishotRecv,
         sqpoll: sqpollRequested(),
+        limits: o.limits,
       });
       this.loop.done.then(this.resolveDone, this.rejectDone);
       this.loop.start();

@@ -24,13 +24,19 @@
  * held, unparsed, and fed when the send completes; past HOLD_MAX the recv is cancelled, so a client
  * that pipelines without reading holds at most HOLD_MAX of input and one reply in server memory.
  *
+ * Limits (EngineOptions.limits, as the reactor enforces them): a connection cap answered with the
+ * protocol's refusal (a SEND hard-linked to a CLOSE), a header timeout answered with 408, idle and
+ * send timeouts, checked by a sweep every SWEEP_MS; and the lingering close after a last response
+ * (IORING_OP_SHUTDOWN of the write side, then reads discarded until FIN or lingerMs), so the
+ * response is not destroyed by an RST when the peer still had bytes in flight.
+ *
  * user_data layout (64 bits, written and read as two u32 halves, so no BigInt on the hot path):
  *
  * | bits  | field | meaning                                                                      |
  * |-------|-------|------------------------------------------------------------------------------|
  * | 0-31  | index | ACCEPT: the listening fd. RECV, CLOSE, CANCEL: the connection fd.            |
  * |       |       | SEND: the send slot (sendpool.ts), which records the fd and generation.      |
- * | 32-39 | kind  | K_ACCEPT 1, K_RECV 2, K_SEND 3, K_CLOSE 4, K_CANCEL 5                         |
+ * | 32-39 | kind  | K_ACCEPT 1, K_RECV 2, K_SEND 3, K_CLOSE 4, K_CANCEL 5, K_REFUSE 6, K_SHUTDOWN 7 |
  * | 40-63 | gen   | the connection row's generation when the SQE was prepared (24 bits, wraps)   |
  *
  * A row's generation moves on when the connection closes, so a completion that arrives after its
@@ -40,18 +46,18 @@
 import { FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
-  ECANCELED, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, MSG_NOSIGNAL, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, eagain,
+  ECANCELED, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, MSG_NOSIGNAL, O_CLOEXEC, O_RDONLY, SHUT_WR, SOCK_CLOEXEC, eagain,
   errnoName, ffi, getrlimit, syscallCounts,
 } from '../../sys/index.js';
 import {
-  BufRing, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_CQE_BUFFER_SHIFT,
+  BufRing, bufferAddress, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_CQE_BUFFER_SHIFT,
   IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_SETUP_SQPOLL, IOSQE_IO_HARDLINK, Ring,
 } from '../../sys/io_uring.js';
-import type { EngineStats } from '../types.js';
+import type { ConnectionLimits, EngineStats } from '../types.js';
 import { SendPool } from './sendpool.js';
 
 // user_data kinds (see the table above)
-const K_ACCEPT = 1, K_RECV = 2, K_SEND = 3, K_CLOSE = 4, K_CANCEL = 5;
+const K_ACCEPT = 1, K_RECV = 2, K_SEND = 3, K_CLOSE = 4, K_CANCEL = 5, K_REFUSE = 6, K_SHUTDOWN = 7;
 const GEN_MASK = 0xffffff;
 
 // connection flags
@@ -70,6 +76,8 @@ const F_EOF = 32;
 const F_CANCEL = 64;
 /** Held input has bytes that were never fed (arrived while busy, or followed an async request). */
 const F_FRESH = 128;
+/** Lingering close: our write side is shut; reads are discarded until the peer's FIN or lingerMs. */
+const F_LINGER = 256;
 
 /**
  * Ring sizes: an SQ that rarely fills in one turn, a CQ that rarely overflows (256 KB each).
@@ -96,6 +104,8 @@ const BGID = 1;
 /** Input held unparsed while busy, before the recv is cancelled (backpressure). */
 const HOLD_MAX = 256 * 1024;
 const YIELD_MS = 50;
+/** How often timeouts are checked (as the reactor). */
+const SWEEP_MS = 250;
 /** Back-off before re-arming accept after an error that shedding cannot fix. */
 const ACCEPT_RETRY_MS = 100;
 /** How long shutdown waits for the kernel to finish with our buffers before unmapping them. */
@@ -111,6 +121,7 @@ export interface UringLoopOptions {
   multishotRecv: boolean;
   /** Try IORING_SETUP_SQPOLL (a kernel thread polls the SQ; submission needs no syscall). */
   sqpoll: boolean;
+  limits: ConnectionLimits;
 }
 
 export class UringLoop {
@@ -126,13 +137,26 @@ export class UringLoop {
   private readonly multishot: boolean;
 
   // ---- connection table, indexed by fd ----
-  private readonly flags: Uint8Array;
+  private readonly flags: Uint16Array;
   private readonly gen: Uint32Array;
   /** Held input (partial request, or data that arrived while busy) and how much of it is valid. */
   private readonly inbuf: (Buffer | null)[];
   private readonly inLen: Int32Array;
   /** Replies queued behind a send in flight (only an async reply can meet one). */
   private readonly outq: (Buffer | null)[];
+  /** When the held partial request began (header timeout), when the connection last received or
+   *  began lingering (idle, linger), and when its send last moved (send timeout); performance.now() ms. */
+  private readonly partialSince: Float64Array;
+  private readonly activeAt: Float64Array;
+  private readonly wroteAt: Float64Array;
+  /** Highest fd ever opened: the sweep scans rows up to it. */
+  private hiFd = 0;
+  private lastSweep = 0;
+  private now = 0;
+  private readonly limits: ConnectionLimits;
+  /** The protocol's refusal for connections over the cap, encoded once (a send needs stable bytes). */
+  private readonly refusal: Buffer;
+  private readonly refusalAddr: number;
 
   private readonly out = new OutBuf(64 * 1024);
   private readonly fr = new FeedResult();
@@ -165,6 +189,7 @@ export class UringLoop {
   shortSends = 0;
   cqOverflows = 0;
   recvCancels = 0;
+  timedOut = 0;
   private warned = new Set<string>();
 
   constructor(service: Service, opts: UringLoopOptions) {
@@ -174,6 +199,12 @@ export class UringLoop {
     this.app = opts.app;
     this.quiet = opts.quiet;
     this.multishot = opts.multishotRecv;
+    this.limits = opts.limits;
+    const o = new OutBuf(256);
+    service.refuse(o);
+    this.refusal = Buffer.allocUnsafeSlow(o.len);
+    o.buf.copy(this.refusal, 0, 0, o.len);
+    this.refusalAddr = o.len > 0 ? bufferAddress(this.refusal) : 0;
     this.ring = UringLoop.makeRing(opts, (msg) => this.warnOnce('sqpoll', msg));
     this.engineName = this.ring.sqpoll ? 'io_uring (sqpoll)' : 'io_uring';
     try {
@@ -183,11 +214,14 @@ export class UringLoop {
       throw e;
     }
     const cap = Math.min(getrlimit().hard, 1 << 21) + 16;
-    this.flags = new Uint8Array(cap);
+    this.flags = new Uint16Array(cap);
     this.gen = new Uint32Array(cap);
     this.inbuf = new Array<Buffer | null>(cap).fill(null);
     this.inLen = new Int32Array(cap);
     this.outq = new Array<Buffer | null>(cap).fill(null);
+    this.partialSince = new Float64Array(cap);
+    this.activeAt = new Float64Array(cap);
+    this.wroteAt = new Float64Array(cap);
     // libuv's EMFILE trick, as in the reactor: a spare fd to free when accept runs out of fds.
     this.reserveFd = this.openReserve();
     this.done = new Promise((res, rej) => {
@@ -255,12 +289,14 @@ export class UringLoop {
           this.acceptRetryAt = 0;
           if (!this.acceptArmed && !this.stopping) this.armAccept();
         }
-        const timeout = this.pendingAsync > 0 ? 1 : this.stopping ? Math.min(10, Math.ceil(left)) : Math.ceil(left);
+        const timeout = this.pendingAsync > 0 ? 1 : this.stopping ? Math.min(10, Math.ceil(left)) : Math.min(SWEEP_MS, Math.ceil(left));
         this.bufRing.publish();
         // The one syscall of the turn: submit everything prepared since the last one, then wait.
         this.ring.submitAndWait(1, timeout);
         this.wakeups++;
+        this.now = performance.now();
         this.reap();
+        if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.pendingAsync > 0) break;
       }
     } catch (e) {
@@ -361,14 +397,37 @@ export class UringLoop {
       this.closeRaw(fd);
       return;
     }
+    const max = this.limits.maxConnections;
+    if (max > 0 && this.current >= max) {
+      this.refuse(fd);
+      return;
+    }
     this.flags[fd] = F_OPEN;
     this.inLen[fd] = 0;
     this.inbuf[fd] = null;
     this.outq[fd] = null;
+    this.partialSince[fd] = 0;
+    this.activeAt[fd] = this.now || performance.now();
+    if (fd > this.hiFd) this.hiFd = fd;
     this.current++;
     this.total++;
     if (this.current > this.peak) this.peak = this.current;
     this.armRecv(fd);
+  }
+
+  /**
+   * Over the cap: the protocol's refusal (HTTP 503, RESP `-ERR max number of clients reached`), then
+   * close. The SEND is hard-linked to the CLOSE, so the close runs after it whatever it returns.
+   */
+  private refuse(fd: number): void {
+    this.refused++;
+    this.warnOnce('maxconn', `connection cap of ${this.limits.maxConnections} reached: refusing new connections`);
+    if (this.refusal.length > 0) {
+      const i = this.ring.prepSend(fd, this.refusalAddr, this.refusal.length, MSG_NOSIGNAL);
+      this.ring.setFlags(i, IOSQE_IO_HARDLINK);
+      this.track(i, fd, K_REFUSE, 0);
+    }
+    this.closeRaw(fd);
   }
 
   /** Close an fd that has no row (a connection we refuse) with a CLOSE SQE. */
@@ -430,8 +489,17 @@ export class UringLoop {
       return;
     }
     if (!(cflags & IORING_CQE_F_MORE)) this.flags[fd]! &= ~(F_RECV | F_CANCEL);
+    if (this.flags[fd]! & F_LINGER) {
+      // Lingering: discard what the peer still sends; its FIN (or any error) ends the connection.
+      if (bid >= 0) this.bufRing.add(bid);
+      if (res > 0) this.bytesIn += res;
+      if (res === 0 || (res < 0 && res !== -ENOBUFS && res !== -ECANCELED)) this.closeConn(fd);
+      else if (!(this.flags[fd]! & F_RECV)) this.armRecv(fd);
+      return;
+    }
     if (res > 0) {
       this.bytesIn += res;
+      this.activeAt[fd] = this.now;
       this.onData(fd, this.bufRing.bufs[bid]!, res);
       this.bufRing.add(bid); // fed (and any remainder copied): the kernel may have it back
     } else {
@@ -473,8 +541,15 @@ export class UringLoop {
     this.service.feed(buf, start, end, this.out, r);
     this.requests += r.requests;
     const rest = end - r.next;
-    if (rest > 0) this.keep(fd, buf, r.next, end);
-    else this.dropHeld(fd);
+    if (rest > 0) {
+      // A request is only partly here. Its header timeout runs from its first byte, not the latest
+      // (a slowloris client sends a byte every few seconds to look alive).
+      if (r.next !== start || this.partialSince[fd] === 0) this.partialSince[fd] = this.now || performance.now();
+      this.keep(fd, buf, r.next, end);
+    } else {
+      this.partialSince[fd] = 0;
+      this.dropHeld(fd);
+    }
     let fl = this.flags[fd]! & ~F_FRESH;
     if (r.close) fl |= F_CLOSING;
     this.flags[fd] = fl;
@@ -514,9 +589,9 @@ export class UringLoop {
   private settle(fd: number): void {
     for (;;) {
       const fl = this.flags[fd]!;
-      if (!(fl & F_OPEN) || fl & (F_SEND | F_PENDING)) return;
+      if (!(fl & F_OPEN) || fl & (F_SEND | F_PENDING | F_LINGER)) return;
       if (fl & F_CLOSING) {
-        this.closeConn(fd);
+        this.finish(fd);
         return;
       }
       if (fl & F_FRESH) {
@@ -526,7 +601,7 @@ export class UringLoop {
       }
       // After FIN a partial request can never complete; while stopping, an idle connection closes.
       if (fl & F_EOF || (this.stopping && this.inLen[fd] === 0)) {
-        this.closeConn(fd);
+        this.finish(fd);
         return;
       }
       if (!(fl & F_RECV)) this.armRecv(fd);
@@ -579,6 +654,7 @@ export class UringLoop {
     }
     const s = this.pool.take(data, len, fd, this.gen[fd]!);
     this.flags[fd]! |= F_SEND;
+    this.wroteAt[fd] = this.now || performance.now();
     this.submitSend(s);
   }
 
@@ -604,6 +680,7 @@ export class UringLoop {
       return;
     }
     this.bytesOut += res;
+    this.wroteAt[fd] = this.now;
     const off = p.off[s]! + res;
     if (off < p.end[s]!) {
       // Short send (the socket buffer filled): send the rest, keeping the slot and its bytes.
@@ -627,6 +704,66 @@ export class UringLoop {
   // Close and shutdown
   // ------------------------------------------------------------------------------------------
 
+  /**
+   * Close after the last response. If the peer may still be sending (no FIN seen), closing with
+   * unread input sends an RST, which can destroy the response in the peer's receive buffer before
+   * it is read. So, as nginx's lingering close (and the reactor): shut our write side (FIN after the
+   * response) with an IORING_OP_SHUTDOWN, keep the recv armed to discard input until the peer's FIN
+   * or lingerMs, then close.
+   */
+  private finish(fd: number): void {
+    const fl = this.flags[fd]!;
+    if (fl & F_EOF || this.limits.lingerMs <= 0 || this.closed) return this.closeConn(fd);
+    this.track(this.ring.prepShutdown(fd, SHUT_WR), fd, K_SHUTDOWN, this.gen[fd]!);
+    this.flags[fd] = (fl | F_LINGER) & ~(F_CLOSING | F_FRESH);
+    this.dropHeld(fd);
+    this.partialSince[fd] = 0;
+    this.activeAt[fd] = this.now || performance.now();
+    // A recv still being cancelled (HOLD_MAX) comes back -ECANCELED and is re-armed in onRecv.
+    if (!(fl & F_RECV)) this.armRecv(fd);
+  }
+
+  /** Timeouts, checked every SWEEP_MS over the rows in use (the reactor's sweep, same rules). */
+  private sweep(): void {
+    const now = this.now;
+    this.lastSweep = now;
+    const { headerTimeoutMs, idleTimeoutMs, sendTimeoutMs, lingerMs } = this.limits;
+    for (let fd = 0; fd <= this.hiFd; fd++) {
+      const fl = this.flags[fd]!;
+      if (!(fl & F_OPEN)) continue;
+      if (fl & F_LINGER) {
+        if (now - this.activeAt[fd]! > lingerMs) this.closeConn(fd);
+      } else if (fl & F_SEND) {
+        // Slow reader: the send in flight has not moved for the send timeout.
+        if (now - this.wroteAt[fd]! > sendTimeoutMs) this.expire(fd, false);
+      } else if (fl & F_PENDING) {
+        continue;
+      } else if (this.inLen[fd]! > 0) {
+        if (now - this.partialSince[fd]! > headerTimeoutMs) this.expire(fd, true);
+      } else if (now - this.activeAt[fd]! > idleTimeoutMs) {
+        this.expire(fd, false);
+      }
+    }
+  }
+
+  private expire(fd: number, answer: boolean): void {
+    this.timedOut++;
+    if (answer) {
+      // Header timeout: answer (HTTP 408), then the lingering close once it is sent.
+      this.dropHeld(fd);
+      this.partialSince[fd] = 0;
+      this.service.timeout(this.out);
+      if (this.out.len > 0) {
+        this.flags[fd]! |= F_CLOSING;
+        this.send(fd, this.out.buf, this.out.len);
+        this.out.reset();
+        return;
+      }
+      return this.finish(fd);
+    }
+    this.closeConn(fd); // idle, or a peer that stopped reading: nothing to say
+  }
+
   private closeConn(fd: number): void {
     const fl = this.flags[fd]!;
     if (!(fl & F_OPEN)) return;
@@ -646,6 +783,7 @@ export class UringLoop {
     this.inbuf[fd] = null;
     this.inLen[fd] = 0;
     this.outq[fd] = null;
+    this.partialSince[fd] = 0;
     this.current--;
     // Accept was parked at the fd limit: this close frees an fd (the CLOSE SQE runs before the accept).
     if (this.acceptRetryAt !== 0 && !this.acceptArmed && !this.stopping && !this.closed) {
@@ -715,6 +853,7 @@ export class UringLoop {
         enobufs: this.enobufs,
         shortSends: this.shortSends,
         recvCancels: this.recvCancels,
+        timedOut: this.timedOut,
         sendsInFlight: this.pool.inUse,
         multishotRecv: this.multishot,
         sqpoll: ring.sqpoll,
@@ -737,6 +876,7 @@ export interface UringStats extends EngineStats {
     enobufs: number;
     shortSends: number;
     recvCancels: number;
+    timedOut: number;
     sendsInFlight: number;
     multishotRecv: boolean;
     sqpoll: boolean;
