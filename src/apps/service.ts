@@ -195,6 +195,8 @@ function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, st
   }
 
   function encode(res: HttpResponse, req: HttpRequest, keepAlive: boolean, head: boolean): Deferred {
+    // Shutdown may have begun while the handler ran: that reply must carry Connection: close too.
+    if (svc.draining) keepAlive = false;
     const o = new OutBuf(256);
     writeResponse(o, res, { keepAlive, head, versionMinor: req.versionMinor });
     return { bytes: o.take(), close: !keepAlive };

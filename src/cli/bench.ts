@@ -15,6 +15,7 @@ import { judgeClaims } from '../report/claims.js';
 import { writeReports } from '../report/index.js';
 import { renderTerminal } from '../report/terminal.js';
 import { UsageError, parseCpus } from './serve.js';
+import { probeIoUring } from '../sys/io_uring.js';
 
 export interface BenchFlags {
   full?: boolean;
@@ -42,15 +43,9 @@ function list(v: string | undefined, all: readonly string[], what: string): stri
   return xs;
 }
 
-async function probeIoUring(): Promise<Machine['ioUring']> {
-  try {
-    const m = (await import('../sys/io_uring.js')) as { probeIoUring?: () => { ok: boolean; reason?: string; features?: number } };
-    if (!m.probeIoUring) return { available: false, reason: 'io_uring support not built' };
-    const p = m.probeIoUring();
-    return { available: p.ok, ...(p.reason ? { reason: p.reason } : {}), ...(p.features !== undefined ? { features: p.features } : {}) };
-  } catch (e) {
-    return { available: false, reason: (e as Error).message };
-  }
+function ioUringInfo(): Machine['ioUring'] {
+  const p = probeIoUring();
+  return p.ok ? { available: true, features: p.features } : { available: false, reason: p.reason };
 }
 
 export async function bench(f: BenchFlags, version: string): Promise<void> {
@@ -83,7 +78,7 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
     sloP99Ms: mode === 'quick' ? 500 : 200,
     sloErrors: 0.01,
     progress,
-    ioUring: await probeIoUring(),
+    ioUring: ioUringInfo(),
     version,
   });
   results.claims = judgeClaims(results);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { getrlimit } from '../sys/index.js';
+import { probeIoUring } from '../sys/io_uring.js';
 
 export interface Check {
   name: string;
@@ -82,6 +83,16 @@ export async function doctorChecks(): Promise<Check[]> {
     ok: uringDisabled === null || uringDisabled === '0',
     advice: uringDisabled === '2' ? 'io_uring is disabled: the io_uring engine falls back to epoll (sysctl -w kernel.io_uring_disabled=0)' : uringDisabled === '1' ? 'io_uring is limited to the io_uring_group: run as root or join the group' : undefined,
   });
+  const uring = probeIoUring();
+  add(
+    uring.ok
+      ? {
+          name: 'io_uring',
+          value: `available: features 0x${uring.features.toString(16)} (${uring.featureNames.length} features), multishot recv ${uring.multishotRecv ? 'yes' : 'no'}`,
+          ok: true,
+        }
+      : { name: 'io_uring', value: `refused: ${uring.reason}`, ok: false, advice: 'the io_uring engine falls back to epoll and says so; results record the engine that ran' },
+  );
   for (const c of extraChecks) add(await c());
 
   const peers: [string, string, string][] = [

@@ -28,6 +28,7 @@ program
   .option('-H, --host <addr>', 'address to listen on (IPv4 or IPv6, e.g. ::1)', '127.0.0.1')
   .option('-w, --workers <n>', 'event loops sharing the port with SO_REUSEPORT (one thread each)', '1')
   .option('--edge', 'epoll: edge-triggered (EPOLLET) instead of level-triggered')
+  .option('--sqpoll', 'io_uring: a kernel thread polls the submission queue (IORING_SETUP_SQPOLL), where allowed')
   .option('--work <spec>', 'simulated cost per request: blocking:1ms (nanosleep) or async:1ms (timer)')
   .option('--stall-ms <ms>', 'warn when one app call holds the event loop this long (0: off)', '5')
   .option('--max-header <bytes>', 'HTTP: largest header section before 431 (default 16384)')

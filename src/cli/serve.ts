@@ -12,6 +12,7 @@ export interface ServeFlags {
   port: string;
   workers: string;
   edge?: boolean;
+  sqpoll?: boolean;
   work?: string;
   stallMs: string;
   maxHeader?: string;
@@ -75,6 +76,10 @@ export async function serve(f: ServeFlags): Promise<void> {
     },
   });
   if (f.engine !== 'epoll' && f.edge) throw new UsageError('--edge applies to the epoll engine only');
+  if (f.sqpoll) {
+    if (f.engine !== 'io_uring') throw new UsageError('--sqpoll applies to the io_uring engine only');
+    process.env.IOLAB_SQPOLL = '1'; // read by the ring setup, in every loop's thread
+  }
   const engine = await createEngine(f.engine, opts);
   const at = await engine.start();
   let statsTimer: NodeJS.Timeout | null = null;

@@ -78,6 +78,8 @@ export interface EngineStats {
   loopStalls: { count: number; maxMs: number; byRoute: Record<string, number> };
   threads: number;
   processes: number;
+  /** io_uring only: SQEs submitted, CQEs reaped, buffer-ring and overflow counters. */
+  uring?: Record<string, number | boolean | string>;
 }
 
 export interface Listening {
@@ -136,6 +138,13 @@ export function mergeStats(parts: EngineStats[]): EngineStats {
     out.loopStalls.count += s.loopStalls.count;
     out.loopStalls.maxMs = Math.max(out.loopStalls.maxMs, s.loopStalls.maxMs);
     for (const [k, v] of Object.entries(s.loopStalls.byRoute)) out.loopStalls.byRoute[k] = (out.loopStalls.byRoute[k] ?? 0) + v;
+    if (s.uring) {
+      out.uring ??= {};
+      for (const [k, v] of Object.entries(s.uring)) {
+        const prev = out.uring[k];
+        out.uring[k] = typeof v === 'number' ? ((typeof prev === 'number' ? prev : 0) + v) : v;
+      }
+    }
   }
   return out;
 }

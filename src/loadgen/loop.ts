@@ -151,6 +151,11 @@ export class LoadLoop implements IoSink {
   private readonly everOpen: Uint8Array;
   /** Replies since this slot's last connect (a slot that dies before any reply retries after RETRY_MS). */
   private readonly answered: Uint8Array;
+  /** Slots with sends pending until the current batch of events is handled (see markDirty). */
+  private readonly dirty: Int32Array;
+  private dirtyLen = 0;
+  private readonly isDirty: Uint8Array;
+  private readonly refill: Int32Array;
   private readonly targetOf: Uint16Array;
   private readonly endpoints: Endpoint[];
   private readonly sourceOf: (Endpoint | null)[];
@@ -226,6 +231,9 @@ export class LoadLoop implements IoSink {
     this.connT = new Float64Array(n);
     this.everOpen = new Uint8Array(n);
     this.answered = new Uint8Array(n);
+    this.dirty = new Int32Array(n);
+    this.isDirty = new Uint8Array(n);
+    this.refill = new Int32Array(n);
     this.retrySlot = new Int32Array(n);
     this.retryAt = new Float64Array(n);
     this.hist = new LatencyRecorder(hooks.hdrIntervals === true);
@@ -281,14 +289,14 @@ export class LoadLoop implements IoSink {
     try {
       const start = performance.now();
       for (;;) {
-        let now = performance.now();
+        const now = performance.now();
         if (this.tick(now)) return;
         const left = YIELD_MS - (now - start);
         if (left <= 0) break;
         const timeout = this.waitTimeout(now, left);
         this.io.wait(timeout);
-        now = performance.now();
-        if (this.phase === P_RUN && this.rateMode) this.rateTick(now);
+        if (this.dirtyLen > 0) this.flushDirty();
+        if (this.phase === P_RUN && this.rateMode) this.rateTick(performance.now());
       }
     } catch (e) {
       this.phase = P_DONE;
@@ -405,10 +413,8 @@ export class LoadLoop implements IoSink {
     this.wl.reset(slot);
     this.inflight[slot] = 0;
     this.head[slot] = 0;
-    if (this.phase === P_RUN) {
-      if (this.rateMode) this.pump(slot, now);
-      else if (!this.hold) this.issue(slot, this.depth, now);
-    }
+    this.refill[slot] = 0;
+    if (this.phase === P_RUN && (this.rateMode || !this.hold)) this.markDirty(slot, this.rateMode ? 0 : this.depth);
   }
 
   /** A connect attempt ended without a connection (the backend has closed the fd, or none was made). */
@@ -542,8 +548,37 @@ export class LoadLoop implements IoSink {
       return;
     }
     if (this.phase !== P_RUN) return;
-    if (this.rateMode) this.pump(slot, now);
-    else if (k > 0) this.issue(slot, k, now);
+    if (this.rateMode) this.markDirty(slot, 0);
+    else if (k > 0) this.markDirty(slot, k);
+  }
+
+  /**
+   * Slot has requests to send (closed: `k` more replacements; rate: whatever is due). Sends wait
+   * until the whole batch of events is handled, then go out together (flushDirty), as wrk's loop
+   * does: the server then finds many requests per wakeup instead of being woken per request, which
+   * is what a server-bound measurement needs, and replies read together become one write per slot.
+   */
+  private markDirty(slot: number, k: number): void {
+    this.refill[slot]! += k;
+    if (this.isDirty[slot] === 1) return;
+    this.isDirty[slot] = 1;
+    this.dirty[this.dirtyLen++] = slot;
+  }
+
+  private flushDirty(): void {
+    const now = performance.now();
+    const list = this.dirty;
+    // Sends may fail and close slots; a failed slot's refill is cleared by drop(), so it sends nothing.
+    for (let i = 0; i < this.dirtyLen; i++) {
+      const slot = list[i]!;
+      this.isDirty[slot] = 0;
+      const k = this.refill[slot]!;
+      this.refill[slot] = 0;
+      if (this.st[slot] !== S_OPEN || this.phase !== P_RUN) continue;
+      if (this.rateMode) this.pump(slot, now);
+      else if (k > 0) this.issue(slot, k, now);
+    }
+    this.dirtyLen = 0;
   }
 
   /** Account for k replies on slot. Returns false if the slot was failed. */
@@ -609,6 +644,7 @@ export class LoadLoop implements IoSink {
 
   /** Forget the requests in flight on slot: they will not be answered (nor resent: a rate schedule moves on). */
   private drop(slot: number): void {
+    this.refill[slot] = 0;
     this.totalInflight -= this.inflight[slot]!;
     this.inflight[slot] = 0;
     this.head[slot] = 0;

@@ -291,7 +291,7 @@ export function formatSummary(r: LoadResult): string {
 export function formatRamp(r: RampSummary): string[] {
   const L: string[] = [];
   L.push(`  ramp by ${r.by}; SLO p99 <= ${r.slo.p99Ms} ms, errors <= ${(r.slo.errors * 100).toFixed(2)}%`);
-  L.push(`    ${(r.by === 'rate' ? 'req/s' : 'conns').padStart(9)} ${'req/s'.padStart(10)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'errors'.padStart(8)}  verdict`);
+  L.push(`    ${(r.by === 'rate' ? 'target/s' : 'conns').padStart(9)} ${'req/s'.padStart(10)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'errors'.padStart(8)}  verdict`);
   for (const st of r.steps) {
     L.push(
       `    ${count(st.value).padStart(9)} ${count(st.perSec).padStart(10)} ${ms(st.p50).padStart(9)} ${ms(st.p99).padStart(9)} ${`${(st.errorRate * 100).toFixed(2)}%`.padStart(8)}  ${st.ok ? 'ok' : `BREAKS: ${st.reason}`}`,
