@@ -13,6 +13,9 @@ export interface ServeFlags {
   workers: string;
   edge?: boolean;
   sqpoll?: boolean;
+  backoff?: string;
+  maxThreads?: string;
+  procs?: string;
   work?: string;
   stallMs: string;
   maxHeader?: string;
@@ -79,6 +82,24 @@ export async function serve(f: ServeFlags): Promise<void> {
   if (f.sqpoll) {
     if (f.engine !== 'io_uring') throw new UsageError('--sqpoll applies to the io_uring engine only');
     process.env.IOLAB_SQPOLL = '1'; // read by the ring setup, in every loop's thread
+  }
+  // Model-specific knobs travel as environment variables so that every thread and child process of the
+  // engine sees them.
+  const only = (flag: string, engine: string): void => {
+    if (f.engine !== engine) throw new UsageError(`${flag} applies to the ${engine} engine only`);
+  };
+  if (f.backoff !== undefined) {
+    only('--backoff', 'busypoll');
+    if (!/^(none|yield|sleep:\d+)$/.test(f.backoff)) throw new UsageError('--backoff is none, yield or sleep:<microseconds>');
+    process.env.IOLAB_BACKOFF = f.backoff;
+  }
+  if (f.maxThreads !== undefined) {
+    only('--max-threads', 'threads');
+    process.env.IOLAB_MAX_THREADS = String(parseIntFlag('--max-threads', f.maxThreads, 1));
+  }
+  if (f.procs !== undefined) {
+    only('--procs', 'prefork');
+    process.env.IOLAB_PROCS = String(parseIntFlag('--procs', f.procs, 1));
   }
   const engine = await createEngine(f.engine, opts);
   const at = await engine.start();

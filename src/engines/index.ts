@@ -25,7 +25,7 @@ export const ENGINE_INFO: Record<string, EngineInfo> = {
   aio: {
     name: 'aio',
     model: 'async',
-    summary: 'one thread submits glibc POSIX AIO (aio_read/aio_write); each runs as a blocking read/write on a glibc helper thread (one per connection); aio_suspend + an aio_error scan, O(n) per wake; accept4 polled every 2 ms; IOLAB_AIO_MAX_CONN (256) per loop',
+    summary: 'one thread submits glibc POSIX AIO (aio_read/aio_write); each runs as a blocking read/write on a glibc helper thread (one per connection); aio_suspend + an aio_error scan, O(n) per wake; accept4 polled every 2 ms; at most --max-connections (default 256) per loop',
   },
   io_uring: {
     name: 'io_uring',

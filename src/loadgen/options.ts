@@ -73,7 +73,7 @@ export interface LoadOptions {
   sloP99?: number | string;
   /** ramp SLO: error bound as a fraction of requests ("1%" or 0.01). Default 1%. */
   sloErrors?: number | string;
-  /** Errors allowed before the run counts as failed (exit 1): a count (5) or a fraction ("0.1%"). Default 0. */
+  /** Errors allowed before the run counts as failed (exit 1): a count (5), a fraction below 1 (0.001) or a percentage ("0.1%", "100%"). Default 0. */
   maxErrors?: number | string;
   /** Write an HdrHistogram interval log (one interval per second) here. */
   hdrLog?: string;
@@ -126,8 +126,9 @@ export interface ResolvedOptions {
   stepDurationMs: number;
   sloP99Ms: number;
   sloErrors: number;
-  /** >= 1: a count; < 1: a fraction of requests. */
+  /** Errors allowed: a count, or (maxErrorsFraction) a fraction of replies + errors. */
   maxErrors: number;
+  maxErrorsFraction: boolean;
   hdrLog: string | null;
   backend: LoadBackend;
   /** Notices for the user (auto-raised process count, automatic sources). */
@@ -363,6 +364,8 @@ export function resolveOptions(o: LoadOptions): ResolvedOptions {
   const sloP99Ms = o.sloP99 !== undefined ? parseTime('--slo-p99', o.sloP99, 1) : 100;
   const sloErrors = o.sloErrors !== undefined ? parseFraction('--slo-errors', o.sloErrors) : 0.01;
   const maxErrors = o.maxErrors !== undefined ? parseFraction('--max-errors', o.maxErrors) : 0;
+  // "100%" is a fraction (everything); a bare 1 or more is a count; below 1, a fraction.
+  const maxErrorsFraction = (typeof o.maxErrors === 'string' && o.maxErrors.includes('%')) || maxErrors < 1;
 
   const maxConns = mode === 'ramp' && rampBy === 'connections' ? Math.max(...steps) : connections;
   let procs = int('--procs', o.procs, 1, 1);
@@ -406,7 +409,7 @@ export function resolveOptions(o: LoadOptions): ResolvedOptions {
   return {
     mode, protocol, targets, connections, pipeline, durationMs, requests, rate, connectRate, intervalMs, timeoutMs,
     connectTimeoutMs, deadlineMs, method, headers, body, expectStatus, commands, keyspace, dataSize, size, procs, cpus,
-    sources, steps, rampBy, stepDurationMs, sloP99Ms, sloErrors, maxErrors, hdrLog: o.hdrLog ?? null,
+    sources, steps, rampBy, stepDurationMs, sloP99Ms, sloErrors, maxErrors, maxErrorsFraction, hdrLog: o.hdrLog ?? null,
     backend: o.backend ?? 'epoll', notes,
   };
 }

@@ -126,7 +126,7 @@ export function mergeResults(o: ResolvedOptions, parts: ProcResult[], notes: str
   const interrupted = parts.some((p) => p.interrupted);
   const deadlineHit = parts.some((p) => p.deadlineHit);
   const errRate = total / Math.max(1, completed + total);
-  const allowed = o.maxErrors >= 1 ? o.maxErrors : o.maxErrors * (completed + total);
+  const allowed = o.maxErrorsFraction ? o.maxErrors * (completed + total) : o.maxErrors;
   const idleHold = holdMode && o.intervalMs === 0;
   const ok = total <= allowed && !deadlineHit && (completed > 0 || idleHold);
   const userSec = sum((p) => p.cpu.userUs) / 1e6;

@@ -38,6 +38,15 @@ describe('loadgen options', () => {
     assert.ok(o.notes.length >= 2);
   });
 
+  it('--max-errors: counts, fractions and percentages', () => {
+    const base = { targets: 'http://127.0.0.1:1/' };
+    assert.deepEqual([resolveOptions({ ...base, maxErrors: 5 }).maxErrors, resolveOptions({ ...base, maxErrors: 5 }).maxErrorsFraction], [5, false]);
+    assert.equal(resolveOptions({ ...base, maxErrors: 1 }).maxErrorsFraction, false);
+    assert.equal(resolveOptions({ ...base, maxErrors: '100%' }).maxErrorsFraction, true);
+    assert.equal(resolveOptions({ ...base, maxErrors: '100%' }).maxErrors, 1);
+    assert.equal(resolveOptions({ ...base, maxErrors: 0.01 }).maxErrorsFraction, true);
+  });
+
   it('contradictions are usage errors', () => {
     assert.throws(() => resolveOptions({ targets: 'http://127.0.0.1:1/', mode: 'rate' }), /needs --rate/);
     assert.throws(() => resolveOptions({ targets: 'http://127.0.0.1:1/', duration: 1, requests: 5 }), /either/);

@@ -1,7 +1,7 @@
 /**
  * The `aio` engine: POSIX AIO through glibc (aio_read / aio_write, completions found with aio_suspend
  * and aio_error), to show why the article calls POSIX AIO "mostly unused" for network servers.
- * Try: IOLAB_AIO_MAX_CONN=256 iolab serve --engine aio --app hello, then read `threads` in the stats.
+ * Try: iolab serve --engine aio --app hello --stats-file s.json, then read `threads` in s.json.
  *
  * What it shows (glibc 2.36, sysdeps/pthread/aio_misc.c and aio_suspend.c):
  *  - No kernel AIO: every request runs as a blocking read()/write() on one of glibc's helper threads.
@@ -10,7 +10,7 @@
  *    the stats counts them (the process's threads now minus at start, plus this loop).
  *  - glibc's default cap is 20 helper threads; past it requests queue, and a queued read waits behind
  *    reads on idle connections that may never complete. So we raise the cap with aio_init() and instead
- *    bound connections per loop (IOLAB_AIO_MAX_CONN, default 256): the excess is refused (HTTP 503,
+ *    bound connections per loop (--max-connections, default 256 here): the excess is refused (HTTP 503,
  *    RESP "-ERR max number of clients reached"), never left hanging.
  *  - Completion is not an event: aio_suspend() sleeps until one of the listed requests ends (walking
  *    glibc's fd-sorted request list for each entry: O(n^2) in requests in flight, under one global
@@ -21,13 +21,14 @@
  *    feed the Service, write the answer, read again. Not reading while a write is in flight is the
  *    backpressure. An aiocb and its buffer must stay put until the request completes, so a connection
  *    is closed only once nothing is in flight; at stop, a blocked read is woken with shutdown(SHUT_RD)
- *    (aio_cancel cannot stop a request a helper is already running: AIO_NOTCANCELED).
+ *    (aio_cancel cannot stop a request a helper is already running: AIO_NOTCANCELED). Timeouts
+ *    (header, idle, send, linger: opts.limits, as the reactor enforces them) work the same way: the
+ *    connection is marked, shutdown() ends the blocked request, and its completion closes it.
  */
 import { readdirSync } from 'node:fs';
 import { loadApp } from '../../apps/index.js';
 import { createService, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
-import { writeError as writeHttpError } from '../../protocols/http/response.js';
 import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, MSG_DONTWAIT, O_CLOEXEC, O_RDONLY, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC,
   eagain, errnoName, ffi, listenTcp, localAddress, setNoDelay, syscallCounts,
@@ -41,6 +42,13 @@ const YIELD_MS = 50;
 /** Longest aio_suspend() wait: accept4() is polled between waits, so this bounds accept latency. */
 const ACCEPT_POLL_MS = 2;
 const ACCEPT_BATCH = 64;
+/** How often timeouts are checked (as the reactor's sweep). */
+const SWEEP_MS = 250;
+/**
+ * Largest single aio_write: a blocking write() returns only once all of it is queued, so bounding it
+ * lets the send timeout see progress from a slow but live reader.
+ */
+const WRITE_CHUNK = 256 * 1024;
 /**
  * Measured here (2 vCPU VM, glibc 2.36; idle keep-alive connections, then one client's serial
  * requests): 250 idle -> 5% CPU idle, 0.24 ms per request; 1,000 -> 30%, 1.9 ms; 2,000 -> 54%,
@@ -60,16 +68,24 @@ const F_CLOSING = 2;
 const F_PENDING = 4;
 /** Held input may hold complete requests (after a deferred answer): feed it before reading. */
 const F_REFEED = 8;
+/** Lingering close: write side shut, reads discarded until EOF or lingerMs (see finish()). */
+const F_LINGER = 16;
+/** Timed out: shutdown() was issued; the completion of the request in flight closes the connection. */
+const F_EXPIRE = 32;
+/** ... and answers first (HTTP 408 after the header timeout). */
+const F_ANSWER = 64;
 
 const OP_NONE = 0, OP_READ = 1, OP_WRITE = 2;
 
-/** Connections per loop: `opts.maxConnections` once the CLI passes one, else IOLAB_AIO_MAX_CONN. */
-export function aioMaxConn(opts: EngineOptions & { maxConnections?: number }): number {
-  const v = opts.maxConnections !== undefined ? String(opts.maxConnections) : process.env.IOLAB_AIO_MAX_CONN;
-  if (v === undefined || v === '') return DEFAULT_AIO_MAX_CONN;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_AIO_MAX_CONN) {
-    throw new Error(`IOLAB_AIO_MAX_CONN must be an integer from 1 to ${MAX_AIO_MAX_CONN} (got ${JSON.stringify(v)})`);
+/** Connections per loop: --max-connections (limits.maxConnections) when set, else DEFAULT_AIO_MAX_CONN. */
+export function aioMaxConn(opts: EngineOptions): number {
+  const n = opts.limits.maxConnections;
+  if (n <= 0) return DEFAULT_AIO_MAX_CONN;
+  if (n > MAX_AIO_MAX_CONN) {
+    throw new Error(
+      `the aio engine serves at most ${MAX_AIO_MAX_CONN} connections per loop (--max-connections ${n}): each holds a ` +
+        'glibc helper thread and every wake costs O(n^2) in requests in flight; use --workers for more',
+    );
   }
   return n;
 }
@@ -111,6 +127,12 @@ export class AioEngine implements Engine {
   private wLen!: Int32Array;
   /** Output produced while a write was in flight, written after it. */
   private wq!: (Buffer | null)[];
+  /** Timestamps (performance.now()): last read activity, first byte of a partial request, last write progress. */
+  private activeAt!: Float64Array;
+  private partialSince!: Float64Array;
+  private wroteAt!: Float64Array;
+  private now = 0;
+  private lastSweep = 0;
   private free!: Int32Array;
   private freeTop = 0;
   /** Read buffers, READ_SIZE per slot, in one block that outlives every request. */
@@ -180,6 +202,9 @@ export class AioEngine implements Engine {
     this.wOff = new Int32Array(n);
     this.wLen = new Int32Array(n);
     this.wq = new Array<Buffer | null>(n).fill(null);
+    this.activeAt = new Float64Array(n);
+    this.partialSince = new Float64Array(n);
+    this.wroteAt = new Float64Array(n);
     this.free = new Int32Array(n);
     for (let i = 0; i < n; i++) this.free[i] = n - 1 - i;
     this.freeTop = n;
@@ -217,7 +242,9 @@ export class AioEngine implements Engine {
         const timeout = this.pendingAsync > 0 ? 1 : Math.min(ACCEPT_POLL_MS, left);
         const woke = this.queue.wait(timeout);
         this.wakeups++;
+        this.now = performance.now();
         if (woke) this.queue.reap(this.onDone);
+        if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.pendingAsync > 0) break;
       }
     } catch (e) {
@@ -253,6 +280,8 @@ export class AioEngine implements Engine {
       this.fdOf[slot] = fd;
       this.flags[slot] = F_OPEN;
       this.op[slot] = OP_NONE;
+      this.activeAt[slot] = this.now || performance.now();
+      this.partialSince[slot] = 0;
       this.current++;
       this.total++;
       if (this.current > this.peak) this.peak = this.current;
@@ -265,22 +294,17 @@ export class AioEngine implements Engine {
     this.refused++;
     this.warnOnce(
       'cap',
-      `${this.maxConn} connections reached (IOLAB_AIO_MAX_CONN): each one keeps a read in flight on a glibc helper ` +
+      `${this.maxConn} connections reached (--max-connections; 256 by default on aio): each one keeps a read in flight on a glibc helper ` +
         `thread and aio_suspend costs O(n^2) in requests in flight; refusing further connections until some close`,
     );
-    const proto = this.service.protocol;
-    let msg: Buffer | null = null;
-    if (proto === 'http') {
-      const o = new OutBuf(256);
-      writeHttpError(o, 503);
-      msg = o.take();
-    } else if (proto === 'resp') msg = Buffer.from('-ERR max number of clients reached\r\n');
-    if (msg !== null) ffi.write(fd, msg, msg.length); // a fresh socket's buffer takes a few bytes without blocking
+    const out = this.out;
+    this.service.refuse(out);
+    if (out.len > 0) ffi.write(fd, out.buf, out.len); // a fresh socket's buffer takes a few bytes without blocking
+    out.reset();
     ffi.shutdown(fd, SHUT_WR);
     // Read what the client already sent, so close() sends FIN rather than RST (which could drop our answer).
-    const sink = this.out;
-    sink.ensure(READ_SIZE);
-    ffi.recv(fd, sink.buf, READ_SIZE, MSG_DONTWAIT);
+    out.ensure(READ_SIZE);
+    ffi.recv(fd, out.buf, READ_SIZE, MSG_DONTWAIT);
     ffi.close(fd);
   }
 
@@ -299,7 +323,7 @@ export class AioEngine implements Engine {
   // ---------------------------------------------------------------- requests
 
   private startRead(slot: number): void {
-    if (this.stopping && this.inbuf[slot] === null) {
+    if (this.stopping && this.inbuf[slot] === null && !(this.flags[slot]! & F_LINGER)) {
       this.closeConn(slot); // draining: an idle connection is done
       return;
     }
@@ -333,7 +357,9 @@ export class AioEngine implements Engine {
 
   private submitWrite(slot: number): void {
     const off = this.wOff[slot]!;
-    const r = this.queue.submit(slot, LIO_WRITE, this.fdOf[slot]!, this.wAddr[slot]! + off, this.wLen[slot]! - off);
+    const len = Math.min(this.wLen[slot]! - off, WRITE_CHUNK);
+    this.wroteAt[slot] = this.now || performance.now();
+    const r = this.queue.submit(slot, LIO_WRITE, this.fdOf[slot]!, this.wAddr[slot]! + off, len);
     if (r < 0) {
       this.warnOnce(`aio_write:${-r}`, `aio_write() failed: ${errnoName(-r)}; closing that connection`);
       this.closeConn(slot);
@@ -346,13 +372,23 @@ export class AioEngine implements Engine {
   private readonly onDone = (slot: number, res: number): void => {
     const op = this.op[slot]!;
     this.op[slot] = OP_NONE;
-    if (this.forced || !(this.flags[slot]! & F_OPEN)) {
+    const fl = this.flags[slot]!;
+    if (this.forced || !(fl & F_OPEN)) {
       this.closeConn(slot);
       return;
     }
+    if (fl & F_EXPIRE) {
+      if (res > 0) (op === OP_READ ? (this.bytesIn += res) : (this.bytesOut += res));
+      this.onExpired(slot);
+      return;
+    }
     if (op === OP_READ) {
-      if (res > 0 && !(this.flags[slot]! & F_CLOSING)) {
+      if (res > 0 && fl & F_LINGER) {
         this.bytesIn += res;
+        this.startRead(slot); // lingering: discard until the peer's FIN
+      } else if (res > 0 && !(fl & F_CLOSING)) {
+        this.bytesIn += res;
+        this.activeAt[slot] = this.now;
         this.onData(slot, res);
       } else this.closeConn(slot); // 0: FIN (or our SHUT_RD at stop); < 0: reset, cancelled
       return;
@@ -364,7 +400,7 @@ export class AioEngine implements Engine {
     this.bytesOut += res;
     this.wOff[slot]! += res;
     if (this.wOff[slot]! < this.wLen[slot]!) {
-      this.submitWrite(slot); // a short write: send the rest
+      this.submitWrite(slot); // a short write (or the next chunk): send the rest
       return;
     }
     if (this.wbuf[slot]!.length > READ_SIZE) this.wbuf[slot] = null; // do not pin a big buffer on an idle connection
@@ -392,7 +428,11 @@ export class AioEngine implements Engine {
     this.service.feed(buf, start, end, out, r);
     this.requests += r.requests;
     // Copied: the read buffer is reused by the next aio_read.
-    if (r.next < end) this.inbuf[slot] = Buffer.from(buf.subarray(r.next, end));
+    if (r.next < end) {
+      // The header timeout runs from a request's first byte, not its latest (slowloris).
+      if (r.next !== start || this.partialSince[slot] === 0) this.partialSince[slot] = this.now || performance.now();
+      this.inbuf[slot] = Buffer.from(buf.subarray(r.next, end));
+    } else this.partialSince[slot] = 0;
     if (r.close) this.flags[slot]! |= F_CLOSING;
     const wrote = out.len > 0;
     if (wrote) this.startWrite(slot, out.buf, out.len);
@@ -431,7 +471,7 @@ export class AioEngine implements Engine {
     const fl = this.flags[slot]!;
     if (fl & F_PENDING) return;
     if (fl & F_CLOSING) {
-      this.closeConn(slot);
+      this.finish(slot);
       return;
     }
     if (fl & F_REFEED) {
@@ -442,6 +482,67 @@ export class AioEngine implements Engine {
       return;
     }
     this.startRead(slot);
+  }
+
+  /**
+   * Close after the last response, as the reactor does (nginx's lingering close): close(2) with unread
+   * input would send an RST that can destroy the response in the peer's buffer, so shut our write side
+   * (FIN after the response) and read and discard until the peer's FIN or lingerMs.
+   */
+  private finish(slot: number): void {
+    if (this.opts.limits.lingerMs <= 0) return this.closeConn(slot);
+    ffi.shutdown(this.fdOf[slot]!, SHUT_WR);
+    this.flags[slot] = (this.flags[slot]! | F_LINGER) & ~F_CLOSING;
+    this.inbuf[slot] = null;
+    this.activeAt[slot] = this.now || performance.now();
+    this.startRead(slot);
+  }
+
+  /** Timeouts, every SWEEP_MS (the same rules as the reactor's sweep). */
+  private sweep(): void {
+    const now = this.now;
+    this.lastSweep = now;
+    const { headerTimeoutMs, idleTimeoutMs, sendTimeoutMs, lingerMs } = this.opts.limits;
+    for (let slot = 0; slot < this.maxConn; slot++) {
+      const fl = this.flags[slot]!;
+      if (!(fl & F_OPEN) || fl & (F_EXPIRE | F_PENDING)) continue;
+      const op = this.op[slot]!;
+      if (fl & F_LINGER) {
+        if (now - this.activeAt[slot]! > lingerMs) this.expire(slot, false);
+      } else if (op === OP_WRITE) {
+        // Slow reader: the write in flight has not completed for the send timeout.
+        if (now - this.wroteAt[slot]! > sendTimeoutMs) this.expire(slot, false);
+      } else if (this.inbuf[slot] !== null) {
+        if (now - this.partialSince[slot]! > headerTimeoutMs) this.expire(slot, true);
+      } else if (op === OP_READ && now - this.activeAt[slot]! > idleTimeoutMs) {
+        this.expire(slot, false);
+      }
+    }
+  }
+
+  /**
+   * A timeout fired. The request in flight blocks a helper thread in read() or write(); shutdown()
+   * makes it return, and its completion (onExpired) answers or closes.
+   */
+  private expire(slot: number, answer: boolean): void {
+    this.flags[slot]! |= F_EXPIRE | (answer ? F_ANSWER : 0);
+    if (!this.queue.busy(slot)) return this.onExpired(slot);
+    ffi.shutdown(this.fdOf[slot]!, this.op[slot] === OP_WRITE ? SHUT_RDWR : SHUT_RD);
+  }
+
+  private onExpired(slot: number): void {
+    const fl = this.flags[slot]!;
+    this.flags[slot] = fl & ~(F_EXPIRE | F_ANSWER);
+    if (!(fl & F_ANSWER)) return this.closeConn(slot);
+    // Header timeout: answer (HTTP 408; nothing for RESP and echo), then close lingering.
+    this.inbuf[slot] = null;
+    this.partialSince[slot] = 0;
+    this.flags[slot]! |= F_CLOSING;
+    this.service.timeout(this.out);
+    const len = this.out.len;
+    if (len > 0) this.startWrite(slot, this.out.buf, len);
+    this.out.reset();
+    if (len === 0) this.closeConn(slot);
   }
 
   /** Close a connection with nothing in flight (never earlier: a helper thread may still use the fd and buffers). */
@@ -458,6 +559,7 @@ export class AioEngine implements Engine {
     this.gen[slot]!++;
     this.inbuf[slot] = null;
     this.wq[slot] = null;
+    this.partialSince[slot] = 0;
     this.free[this.freeTop++] = slot;
     this.current--;
   }

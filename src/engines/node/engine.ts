@@ -9,6 +9,11 @@
  *    Content-Length the iolab encoder would write. Node adds its own Date/Connection/Keep-Alive
  *    headers and answers bad input itself (llhttp's verdicts, not iolab's parser's).
  *
+ * Limits (opts.limits, as the reactor enforces them): the connection cap answers with the Service's
+ * refusal; HTTP header and idle timeouts are Node's own headersTimeout (408) and keepAliveTimeout;
+ * for net, idle is the socket timeout and an incomplete request past the header timeout is closed; a
+ * send timeout and lingering close are done here, as the reactor does them.
+ *
  * What it cannot show: libuv's syscalls are not visible from JavaScript, so `syscalls` is empty and
  * `eagain`/`wakeups` are 0.
  */
@@ -38,7 +43,18 @@ interface NetConn {
   closing: boolean;
   /** The peer sent FIN. */
   eof: boolean;
+  /** When the held partial request began (performance.now()), 0 when none: the header timeout. */
+  heldSince: number;
 }
+
+/** Per socket: write progress, for the send timeout. */
+interface SockState {
+  written: number;
+  progressAt: number;
+}
+
+/** How often send and header timeouts are checked (as the reactor's sweep). */
+const SWEEP_MS = 250;
 
 function bodyless(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
@@ -58,7 +74,9 @@ export class NodeEngine implements Engine {
   private service: Service | null = null;
   private app: App | null = null;
   private stalls: StallStats = { count: 0, maxMs: 0, byRoute: new Map() };
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Map<net.Socket, SockState>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private refused = 0;
   private readonly conns = new Set<NetConn>();
   /** http: responses not yet finished, per socket (to tell idle connections at stop). */
   private readonly inflight = new Map<net.Socket, number>();
@@ -86,9 +104,12 @@ export class NodeEngine implements Engine {
     const o = this.opts;
     const app = await loadApp(o.app);
     this.app = app;
-    const server = app.protocol === 'http' ? this.httpServer(app) : this.netServer(app);
+    // Every protocol gets a Service: echo and RESP are fed through it; HTTP uses its refusal bytes.
+    this.service = createService(app, { ...o.service, onStall: (route, ms) => this.warnStall(route, ms) });
+    const server = app.protocol === 'http' ? this.httpServer(app) : this.netServer();
     this.server = server;
-    server.on('connection', (sock: net.Socket) => this.onConnection(sock));
+    // First, before net's and http's own listeners: a refused socket must not reach them.
+    server.prependListener('connection', (sock: net.Socket) => this.onConnection(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       const ready = (): void => {
@@ -106,22 +127,26 @@ export class NodeEngine implements Engine {
       if (!o.quiet) process.stderr.write(`iolab node: server error: ${e.message}\n`);
     });
     server.once('close', () => this.finish());
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweepTimer.unref();
     const addr = server.address() as net.AddressInfo;
     return { host: addr.address, port: addr.port, engine: this.name };
   }
 
   // ---------------------------------------------------------------- net (echo, RESP)
 
-  private netServer(app: App): net.Server {
-    this.service = createService(app, { ...this.opts.service, onStall: (route, ms) => this.warnStall(route, ms) });
-    this.stalls = this.service.stalls;
+  private netServer(): net.Server {
+    this.stalls = this.service!.stalls;
     // allowHalfOpen: after the peer's FIN we still answer what it sent, then end (RELIABILITY.md 2).
     return net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.onNetConnection(sock));
   }
 
   private onNetConnection(sock: net.Socket): void {
-    const c: NetConn = { sock, held: null, pending: false, closing: false, eof: false };
+    if (!this.sockets.has(sock)) return; // refused
+    const c: NetConn = { sock, held: null, pending: false, closing: false, eof: false, heldSince: 0 };
     this.conns.add(c);
+    // Idle keep-alive connections (no bytes either way) are closed after the idle timeout.
+    sock.setTimeout(this.opts.limits.idleTimeoutMs, () => sock.destroy());
     sock.on('data', (d: Buffer) => this.onData(c, d));
     sock.on('end', () => {
       c.eof = true;
@@ -135,6 +160,7 @@ export class NodeEngine implements Engine {
   }
 
   private onData(c: NetConn, d: Buffer): void {
+    if (c.closing) return; // lingering close: discard
     let buf = d;
     if (c.held !== null) {
       buf = Buffer.concat([c.held, d]);
@@ -148,7 +174,10 @@ export class NodeEngine implements Engine {
     r.reset();
     this.service!.feed(buf, 0, buf.length, out, r);
     this.requests += r.requests;
-    if (r.next < buf.length) c.held = Buffer.from(buf.subarray(r.next));
+    if (r.next < buf.length) {
+      if (r.next !== 0 || c.heldSince === 0) c.heldSince = performance.now(); // from the request's first byte
+      c.held = Buffer.from(buf.subarray(r.next));
+    } else c.heldSince = 0;
     let ok = true;
     if (out.len > 0) ok = sock.write(out.take());
     if (r.close) {
@@ -186,11 +215,22 @@ export class NodeEngine implements Engine {
     if (ok) sock.resume();
   }
 
-  /** Write what is queued, FIN, then close the fd (as the fd engines' close() does). */
+  /**
+   * Write what is queued, then FIN, and linger as the reactor does: keep reading (discarding) until the
+   * peer's FIN, which destroys the socket (allowHalfOpen, both sides ended), or lingerMs.
+   */
   private endConn(c: NetConn): void {
     if (c.closing && c.sock.writableEnded) return;
     c.closing = true;
-    c.sock.end(() => c.sock.destroy());
+    c.held = null;
+    const sock = c.sock;
+    const linger = this.opts.limits.lingerMs;
+    if (linger <= 0 || c.eof) {
+      sock.end(() => sock.destroy());
+      return;
+    }
+    sock.end(() => setTimeout(() => sock.destroy(), linger).unref());
+    sock.resume();
   }
 
   // ---------------------------------------------------------------- http (hello)
@@ -199,8 +239,19 @@ export class NodeEngine implements Engine {
     const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...this.opts.service.http };
     const work = this.opts.service.work ?? null;
     const stallMs = this.opts.service.stallMs ?? null;
+    const { headerTimeoutMs, idleTimeoutMs } = this.opts.limits;
     const server = http.createServer(
-      { maxHeaderSize: limits.maxHeaderBytes, noDelay: true, requireHostHeader: true },
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        noDelay: true,
+        requireHostHeader: true,
+        // Node answers 408 itself once a request's head takes longer than headersTimeout. It checks
+        // every connectionsCheckingInterval (default 30 s, far coarser than the timeout); use the sweep's.
+        headersTimeout: headerTimeoutMs,
+        requestTimeout: Math.max(300_000, headerTimeoutMs),
+        connectionsCheckingInterval: SWEEP_MS,
+        keepAliveTimeout: idleTimeoutMs,
+      },
       (req, res) => this.onHttpRequest(app, limits, work, stallMs, req, res),
     );
     return server;
@@ -208,6 +259,7 @@ export class NodeEngine implements Engine {
 
   private onHttpRequest(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, stallMs: number | null, req: http.IncomingMessage, res: http.ServerResponse): void {
     const sock = req.socket;
+    if (!this.sockets.has(sock)) return; // refused: the 503 is already on its way
     this.inflight.set(sock, (this.inflight.get(sock) ?? 0) + 1);
     res.once('close', () => {
       const n = (this.inflight.get(sock) ?? 1) - 1;
@@ -276,8 +328,8 @@ export class NodeEngine implements Engine {
         r = ERROR_500;
       }
       if (t0 !== 0) this.noteStall(request, performance.now() - t0 + (work?.kind === 'blocking' ? work.ms : 0), stallMs);
-      if (r instanceof Promise) r.then((v) => this.send(res, v, head, keepAlive), () => this.send(res, ERROR_500, head, false));
-      else this.send(res, r, head, keepAlive);
+      if (typeof (r as { then?: unknown }).then === 'function') (r as Promise<HttpResponse>).then((v) => this.send(res, v, head, keepAlive), () => this.send(res, ERROR_500, head, false));
+      else this.send(res, r as HttpResponse, head, keepAlive);
     };
     if (work?.kind === 'async') setTimeout(call, work.ms);
     else {
@@ -340,7 +392,17 @@ export class NodeEngine implements Engine {
       sock.destroy();
       return;
     }
-    this.sockets.add(sock);
+    const max = this.opts.limits.maxConnections;
+    if (max > 0 && this.current >= max) {
+      // Over the cap: the protocol's refusal (HTTP 503, RESP -ERR max number of clients reached), then close.
+      this.refused++;
+      this.service!.refuse(this.out);
+      const bytes = this.out.take();
+      sock.on('error', () => sock.destroy());
+      sock.end(bytes, () => sock.destroy());
+      return;
+    }
+    this.sockets.set(sock, { written: 0, progressAt: performance.now() });
     this.current++;
     this.total++;
     if (this.current > this.peak) this.peak = this.current;
@@ -352,6 +414,19 @@ export class NodeEngine implements Engine {
       this.closedIn += sock.bytesRead;
       this.closedOut += sock.bytesWritten;
     });
+  }
+
+  /** Send timeout (output stuck for sendTimeoutMs) and, for net, the header timeout, every SWEEP_MS. */
+  private sweep(): void {
+    const now = performance.now();
+    const { sendTimeoutMs, headerTimeoutMs } = this.opts.limits;
+    for (const [sock, st] of this.sockets) {
+      if (sock.writableLength === 0 || sock.bytesWritten !== st.written) {
+        st.written = sock.bytesWritten;
+        st.progressAt = now;
+      } else if (now - st.progressAt > sendTimeoutMs) sock.destroy(); // the peer stopped reading
+    }
+    for (const c of this.conns) if (c.held !== null && !c.pending && now - c.heldSince > headerTimeoutMs) c.sock.destroy();
   }
 
   /** Stop accepting; close idle connections; let busy ones finish until drainMs, then destroy them. */
@@ -366,11 +441,11 @@ export class NodeEngine implements Engine {
     if (server instanceof http.Server) {
       // Node closes connections idle after a response; one that never sent a byte is ours to close.
       server.closeIdleConnections();
-      for (const s of this.sockets) if (s.bytesRead === 0 && !this.inflight.has(s)) s.destroy();
+      for (const s of this.sockets.keys()) if (s.bytesRead === 0 && !this.inflight.has(s)) s.destroy();
     } else for (const c of this.conns) if (!c.pending && c.held === null && c.sock.writableLength === 0) this.endConn(c);
     this.drainTimer = setTimeout(() => {
       if (server instanceof http.Server) server.closeAllConnections();
-      for (const s of this.sockets) s.destroy();
+      for (const s of this.sockets.keys()) s.destroy();
     }, this.opts.drainMs);
     return this.done;
   }
@@ -378,12 +453,14 @@ export class NodeEngine implements Engine {
   private finish(): void {
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.drainTimer = null;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     this.resolveDone();
   }
 
   async stats(): Promise<EngineStats> {
     let bytesIn = this.closedIn, bytesOut = this.closedOut;
-    for (const s of this.sockets) {
+    for (const s of this.sockets.keys()) {
       bytesIn += s.bytesRead;
       bytesOut += s.bytesWritten;
     }
@@ -394,7 +471,7 @@ export class NodeEngine implements Engine {
       protocol: this.app?.protocol ?? 'unknown',
       pid: process.pid,
       workers: 1,
-      connections: { current: this.current, peak: this.peak, total: this.total, refused: 0 },
+      connections: { current: this.current, peak: this.peak, total: this.total, refused: this.refused },
       requests: this.requests,
       bytesIn,
       bytesOut,
