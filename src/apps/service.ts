@@ -246,7 +246,7 @@ function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, st
         if (work?.kind === 'async') {
           r.pending = sleep(work.ms).then(() => {
             const o = new OutBuf(256);
-            const close = call(args, o);
+            const close = call(args, o) || svc.draining;
             return { bytes: o.take(), close };
           });
           break;

@@ -139,7 +139,7 @@ export class WorkerPoolEngine implements Engine {
       for (const w of this.workers) w.postMessage({ type: 'stats', id });
     });
     const s = mergeStats(parts);
-    s.threads = this.workers.length + 1;
+    s.threads += 1; // the main thread, which only supervises
     return s;
   }
 }

@@ -124,6 +124,7 @@ export function mergeStats(parts: EngineStats[]): EngineStats {
   const first = parts[0]!;
   const out = emptyStats(first.engine, first.app, first.protocol);
   out.workers = parts.length;
+  out.threads = 0;
   for (const s of parts) {
     out.connections.current += s.connections.current;
     out.connections.peak += s.connections.peak;
@@ -134,6 +135,8 @@ export function mergeStats(parts: EngineStats[]): EngineStats {
     out.bytesOut += s.bytesOut;
     for (const [k, v] of Object.entries(s.syscalls)) out.syscalls[k] = (out.syscalls[k] ?? 0) + v;
     out.eagain += s.eagain;
+    out.threads += s.threads;
+    out.processes = Math.max(out.processes, s.processes);
     out.wakeups += s.wakeups;
     out.loopStalls.count += s.loopStalls.count;
     out.loopStalls.maxMs = Math.max(out.loopStalls.maxMs, s.loopStalls.maxMs);

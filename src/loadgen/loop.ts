@@ -26,7 +26,7 @@
  */
 import { decodeSockaddr, encodeSockaddr, syscallCounts, AF_INET, AF_INET6, errnoName } from '../sys/index.js';
 import {
-  E_OTHER, E_PROTOCOL, E_RESET, E_TIMEOUT, E_WRONG, ERROR_KINDS, errnoLabel, errorsFromArray, kindOfErrno,
+  E_PROTOCOL, E_TIMEOUT, E_WRONG, ERROR_KINDS, errnoLabel, errorsFromArray, kindOfErrno,
   type ErrorCounts,
 } from './errors.js';
 import { LatencyRecorder, encodeHistogram } from './histogram.js';
@@ -191,7 +191,6 @@ export class LoadLoop implements IoSink {
 
   // ---- schedule ----
   private phase = P_CONNECT;
-  private loopStart = 0;
   private deadline = 0;
   private nextOpen = 0;
   private connectStart = 0;
@@ -265,7 +264,6 @@ export class LoadLoop implements IoSink {
       this.rejectDone = rej;
     });
     const now = performance.now();
-    this.loopStart = now;
     this.deadline = now + this.o.deadlineMs;
     this.connectStart = now;
     const rate = this.share.connectRate;

@@ -130,12 +130,12 @@ class ProgressSum {
     const all = [...this.last.values()];
     const completed = all.reduce((a, p) => a + p.completed, 0);
     const now = performance.now();
-    const dt = (now - this.prevAt) / 1000;
-    const perSec = dt > 0 ? Math.max(0, completed - this.prevCompleted) / dt : 0;
-    this.prevCompleted = completed;
-    this.prevAt = now;
     const phases = ['connect', 'ready', 'run', 'done'] as const;
     const phase = phases[Math.min(...all.map((p) => phases.indexOf(p.phase)))]!;
+    const dt = (now - this.prevAt) / 1000;
+    const perSec = phase === 'run' && dt > 0 ? Math.max(0, completed - this.prevCompleted) / dt : 0;
+    this.prevCompleted = completed;
+    this.prevAt = now;
     this.ctl.onProgress({
       phase,
       elapsedMs: Math.max(...all.map((p) => p.elapsedMs)),

@@ -177,8 +177,8 @@ export class Reactor {
       }
     } catch (e) {
       this.running = false;
+      this.rejectDone(e); // before shutdownNow(), whose resolve would otherwise swallow the error
       this.shutdownNow();
-      this.rejectDone(e);
       return;
     }
     setImmediate(this.turn);
@@ -237,12 +237,18 @@ export class Reactor {
     }
   }
 
-  /** Over the cap: answer with the protocol's refusal (best effort, non-blocking) and close. */
+  /**
+   * Over the cap: answer with the protocol's refusal (best effort, non-blocking) and close. The write
+   * side is shut first and whatever the client already sent is read off, so the close is a FIN the
+   * client reads after the refusal, not an RST that could destroy it.
+   */
   private refuse(fd: number): void {
     this.poller.remove(fd, true);
     this.service.refuse(this.out);
     if (this.out.len > 0) ffi.write(fd, this.out.buf, this.out.len);
     this.out.reset();
+    ffi.shutdown(fd, SHUT_WR);
+    ffi.read(fd, this.rbuf, READ_SIZE);
     ffi.close(fd);
     this.refused++;
     this.warnOnce('maxconn', `connection cap of ${this.limits.maxConnections} reached: refusing new connections`);
@@ -267,10 +273,11 @@ export class Reactor {
     if (this.flags[fd]! & F_LINGER) return this.drainLinger(fd);
     const edge = this.poller.capabilities.edge;
     const hangup = (m & HANGUP) !== 0;
-    this.activeAt[fd] = this.now;
     for (;;) {
       const n = ffi.read(fd, this.rbuf, READ_SIZE);
       if (n > 0) {
+        // Only bytes count as activity: a busy poller reports every fd as maybe-readable on every pass.
+        this.activeAt[fd] = this.now;
         this.bytesIn += n;
         this.onData(fd, n);
         // A short read drained the socket; with EPOLLET new data raises a new edge anyway, but a FIN
@@ -350,7 +357,7 @@ export class Reactor {
       this.feed(fd, held, 0, held.length);
       return;
     }
-    if (this.flags[fd]! & (F_CLOSING | F_EOF) && this.outq[fd] === null) this.finish(fd);
+    if ((this.flags[fd]! & (F_CLOSING | F_EOF) || (this.stopping && held === null)) && this.outq[fd] === null) this.finish(fd);
     else this.updateInterest(fd);
   }
 
