@@ -161,7 +161,10 @@ export class PreforkEngine implements Engine {
     const script = fileURLToPath(new URL('./child.js', import.meta.url));
     // stdio: no stdin; the child's stdout goes to our stderr (our stdout may carry --json events);
     // stderr shared; fd 3 the listening socket (an integer shares that fd); fd 4 the IPC channel.
-    const proc = spawn(process.execPath, [script], {
+    // Children run with the server's node/V8 flags (e.g. --interrupt-budget, --cpu-prof), as worker
+    // threads share them; an inspector port could only be bound once, so that one stays with the parent.
+    const execArgv = process.execArgv.filter((a) => !/^--inspect/.test(a));
+    const proc = spawn(process.execPath, [...execArgv, script], {
       stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc'],
       env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg) },
     });

@@ -280,9 +280,11 @@ export class ThreadsEngine implements Engine {
     return this.memLow;
   }
 
+  /** Refuse a connection the acceptor counted as accepted: it moves from total to refused. */
   private refuseHere(fd: number, why: string): void {
     refuse(fd, this.protocol);
     Atomics.add(this.ctl, C_REFUSED, 1);
+    Atomics.sub(this.ctl, C_TOTAL, 1);
     Atomics.sub(this.ctl, C_CURRENT, 1);
     Atomics.notify(this.ctl, C_CURRENT);
     this.warnOnce(`refuse:${why}`, `refusing connections: ${why}`);
@@ -298,6 +300,7 @@ export class ThreadsEngine implements Engine {
       if (refuseFd) {
         refuse(fd, this.protocol);
         Atomics.add(ctl, C_REFUSED, 1);
+        Atomics.sub(ctl, C_TOTAL, 1);
       } else {
         ffi.close(fd);
         this.lost++;
