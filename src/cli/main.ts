@@ -12,8 +12,9 @@ const program = new Command();
 program
   .name('iolab')
   .description(
-    'See and measure how network servers do I/O: blocking, non-blocking, select/poll/epoll and io_uring\n' +
-      'engines over real Linux syscalls, running the same apps (echo, HTTP/1.1, a Redis-compatible store).',
+    'See and measure how network servers do I/O: blocking, non-blocking, select/poll/epoll and io_uring ' +
+      'engines over real Linux syscalls, running the same apps (echo, HTTP/1.1, a Redis-compatible store).\n\n' +
+      'Start with `iolab bench` (the lab), `iolab serve --help` or `iolab doctor`.',
   )
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
