@@ -74,7 +74,7 @@ export function buildPlan(o: PlanOptions): Step[] {
     }
   }
   if (has('idle')) {
-    const n = quick ? [1000] : [1000, 10_000];
+    const n = quick ? [1000] : [1000, 10_000, 100_000];
     const idleTargets = quick ? engines.filter((t) => ['epoll', 'io_uring', 'threads'].includes(t.name)) : engines;
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
       const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [200] : n;
