@@ -34,14 +34,35 @@ export class FeedResult {
   requests = 0;
   /** Set when a request is still being handled; see the file comment. */
   pending: Promise<Deferred> | null = null;
+  /**
+   * feed() stopped at the output bound (`maxOut`) with input left: buf[next,end) may hold complete
+   * requests. Hold it, write `out`, and feed it again once the output is written, without waiting for
+   * more bytes (none may come: the client may have sent everything and wait for the answers).
+   */
+  more = false;
+  /**
+   * Bytes one feed() call may append to `out` before it stops between requests (and sets `more`). A
+   * client that pipelines small requests for large answers (64 KB of `GET k` for a 1 MB value is
+   * ~3 GB of replies) would otherwise grow `out` without bound before the engine can apply
+   * backpressure. Not reset: an engine that honours `more` sets it once (FEED_OUT_BOUND); the default
+   * leaves feeding unbounded for engines that do not.
+   */
+  maxOut = Infinity;
 
   reset(): void {
     this.next = 0;
     this.close = false;
     this.requests = 0;
     this.pending = null;
+    this.more = false;
   }
 }
+
+/**
+ * The output bound engines set in FeedResult.maxOut: a few socket buffers' worth, so a feed stops long
+ * before memory matters, while pipelined small replies (hello, redis-benchmark -P) never reach it.
+ */
+export const FEED_OUT_BOUND = 256 * 1024;
 
 export interface StallStats {
   /** App calls that held the loop longer than the threshold. */
@@ -146,7 +167,12 @@ function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, st
     timeout: timeoutWith('http'),
     feed(buf, start, end, out, r) {
       let pos = start;
+      const outStop = out.len + r.maxOut;
       while (pos < end) {
+        if (out.len >= outStop) {
+          r.more = true; // the rest waits until this output is written (FeedResult.more)
+          break;
+        }
         const p = parseRequest(buf, pos, end, limits);
         if (p.kind === 'incomplete') break;
         if (p.kind === 'error') {
@@ -227,7 +253,12 @@ function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, st
     timeout: timeoutWith('resp'),
     feed(buf, start, end, out, r) {
       let pos = start;
+      const outStop = out.len + r.maxOut;
       while (pos < end) {
+        if (out.len >= outStop) {
+          r.more = true; // the rest waits until this output is written (FeedResult.more)
+          break;
+        }
         const p = parseCommand(buf, pos, end, limits);
         if (p.kind === 'incomplete') break;
         if (p.kind === 'skip') {
@@ -260,7 +291,7 @@ function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, st
         }
       }
       r.next = pos;
-      if (svc.draining) r.close = true;
+      if (svc.draining && !r.more) r.close = true; // with `more`, the feed of the rest closes
     },
   };
 

@@ -16,6 +16,7 @@ import { writeReports } from '../report/index.js';
 import { renderTerminal } from '../report/terminal.js';
 import { UsageError, parseCpus } from './serve.js';
 import { probeIoUring } from '../sys/io_uring.js';
+import { traceEngines } from '../trace/index.js';
 
 export interface BenchFlags {
   full?: boolean;
@@ -34,6 +35,12 @@ export interface BenchFlags {
 }
 
 const SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point'];
+/**
+ * `trace` is not a lab scenario: after the scenarios, `iolab trace` runs each engine once (one connection,
+ * 3 requests; about 4 s for all nine here) for the report's traces section. It runs by default, and when
+ * --scenarios names it.
+ */
+const TRACE = 'trace';
 
 function list(v: string | undefined, all: readonly string[], what: string): string[] {
   if (!v || v === 'all') return [...all];
@@ -63,11 +70,13 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
   const progress = (line: string): void => void process.stderr.write(line + '\n');
   progress(`iolab bench --${mode}: server on CPU ${serverCpu ?? 'any'}, load on CPU ${clientCpu ?? 'any'}, memory guard at ${Math.round(share * 100)}% of RAM; results in ${out}`);
 
+  const asked = f.scenarios ? list(f.scenarios, [...SCENARIOS, TRACE], 'scenario') : null;
+  const engines = list(f.engines, ENGINES, 'engine');
   const results = await runLab({
     ...base,
-    engines: list(f.engines, ENGINES, 'engine'),
+    engines,
     peers: list(f.peers, PEERS.map((p) => p.name), 'peer'),
-    scenarios: f.scenarios ? (list(f.scenarios, SCENARIOS, 'scenario') as ScenarioName[]) : base.scenarios,
+    scenarios: asked ? (asked.filter((x) => x !== TRACE) as ScenarioName[]) : base.scenarios,
     durationS: f.duration ? Number(f.duration) : base.durationS,
     repeats: f.repeats ? Number(f.repeats) : base.repeats,
     serverCpu,
@@ -81,6 +90,10 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
     ioUring: ioUringInfo(),
     version,
   });
+  if ((!asked || asked.includes(TRACE)) && engines.length > 0) {
+    progress('trace: one connection per engine, 3 HTTP requests');
+    results.traces = await traceEngines(engines, { app: 'hello', requests: 3, connections: 1, cpu: serverCpu }, (l) => progress(`  ${l}`));
+  }
   results.claims = judgeClaims(results);
   const files = writeReports(results, out);
   if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');

@@ -6,6 +6,7 @@ import { ENGINES, ENGINE_INFO } from '../engines/index.js';
 import { BUILTIN_APPS } from '../apps/index.js';
 import { SyscallError } from '../sys/errno.js';
 import { loadCommand } from './load.js';
+import { traceCommand } from './trace.js';
 import { registerCompareCommand, registerReportCommand } from './report.js';
 
 const program = new Command();
@@ -98,6 +99,7 @@ program
   });
 
 program.addCommand(loadCommand());
+program.addCommand(traceCommand());
 registerReportCommand(program);
 registerCompareCommand(program);
 

@@ -4,6 +4,7 @@ import { createEngine, engineOptions } from '../engines/index.js';
 import { DEFAULT_LIMITS, type EngineStats } from '../engines/types.js';
 import { parseWork } from '../apps/work.js';
 import { raiseNofile, setAffinity } from '../sys/index.js';
+import { flushTrace } from '../sys/trace.js';
 
 export interface ServeFlags {
   engine: string;
@@ -83,23 +84,21 @@ export async function serve(f: ServeFlags): Promise<void> {
     if (f.engine !== 'io_uring') throw new UsageError('--sqpoll applies to the io_uring engine only');
     process.env.IOLAB_SQPOLL = '1'; // read by the ring setup, in every loop's thread
   }
-  // Model-specific knobs travel as environment variables so that every thread and child process of the
-  // engine sees them.
   const only = (flag: string, engine: string): void => {
     if (f.engine !== engine) throw new UsageError(`${flag} applies to the ${engine} engine only`);
   };
   if (f.backoff !== undefined) {
     only('--backoff', 'busypoll');
     if (!/^(none|yield|sleep:\d+)$/.test(f.backoff)) throw new UsageError('--backoff is none, yield or sleep:<microseconds>');
-    process.env.IOLAB_BACKOFF = f.backoff;
+    opts.backoff = f.backoff;
   }
   if (f.maxThreads !== undefined) {
     only('--max-threads', 'threads');
-    process.env.IOLAB_MAX_THREADS = String(parseIntFlag('--max-threads', f.maxThreads, 1));
+    opts.maxThreads = parseIntFlag('--max-threads', f.maxThreads, 1);
   }
   if (f.procs !== undefined) {
     only('--procs', 'prefork');
-    process.env.IOLAB_PROCS = String(parseIntFlag('--procs', f.procs, 1));
+    opts.procs = parseIntFlag('--procs', f.procs, 1);
   }
   const engine = await createEngine(f.engine, opts);
   const at = await engine.start();
@@ -132,6 +131,7 @@ export async function serve(f: ServeFlags): Promise<void> {
   // SIGUSR2: stats on demand, without stopping (like nginx's stub_status). With --stats-file the file is
   // rewritten at once (with a new `seq`), so a lab can take exact counters at the edges of a window.
   process.on('SIGUSR2', () => {
+    flushTrace(); // IOLAB_TRACE=<path>: this thread's records so far (a no-op when not tracing)
     if (f.statsFile) void writeStats().catch(() => {});
     else void engine.stats().then((s) => process.stderr.write(JSON.stringify(s) + '\n'));
   });
@@ -158,6 +158,7 @@ export async function serve(f: ServeFlags): Promise<void> {
   }
 
   await engine.done;
+  flushTrace();
   if (statsTimer) clearInterval(statsTimer);
   const last: EngineStats = await engine.stats();
   if (f.statsFile) await writeStats();

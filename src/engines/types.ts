@@ -15,6 +15,12 @@ export interface EngineOptions {
   backlog: number;
   /** epoll only: edge-triggered (EPOLLET) instead of level-triggered. */
   edge: boolean;
+  /** busypoll only: between empty passes `none` (spin), `yield` (sched_yield) or `sleep:<us>` (nanosleep). */
+  backoff?: string;
+  /** threads only: bound the pool at this many connection threads (the excess waits in the backlog). */
+  maxThreads?: number;
+  /** prefork only: child processes (each serves one connection at a time). */
+  procs?: number;
   service: ServiceOptions;
   /** Grace period for draining on stop() before connections are force-closed. */
   drainMs: number;

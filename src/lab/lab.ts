@@ -194,14 +194,15 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       const base = sampleTree(srv.pid);
       const slab0 = socketSlabBytes();
       const tcp0 = sockstat().tcpMemBytes;
-      const holdS = Math.max(6, n / 1000 + 4);
+      // iolab engines count their connections; for peers, each connection is one more fd in the tree
+      // (the engines' own count is better: a thread engine opens fds per thread too). Taken before the
+      // load starts, or early connections would count as the baseline.
+      const base0 = (await srv.engineStats())?.connections.current ?? null;
+      const holdS = Math.max(3, n / 2000 + 2.5);
       const loadDone: Promise<LoadOutcome> = o.load({ url: srv.url, protocol: step.protocol, connections: n, pipeline: 1, durationS: holdS, cpu: o.clientCpu, mode: 'hold' });
       // Wait until the server holds them all (its fd count grows by one per connection), or the hold ends.
       let finished = false;
       void loadDone.finally(() => (finished = true));
-      // iolab engines count their connections; for peers, each connection is one more fd in the tree
-      // (the engines' own count is better: a thread engine opens fds per thread too).
-      const base0 = (await srv.engineStats())?.connections.current ?? null;
       const holding = async (): Promise<number> => {
         const e = await srv.engineStats();
         return e && base0 !== null ? e.connections.current - base0 : sampleTree(srv.pid).fds - base.fds;

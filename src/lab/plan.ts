@@ -44,6 +44,11 @@ export function defaultPlanOptions(mode: 'quick' | 'full'): Omit<PlanOptions, 'e
     : { mode, scenarios: ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point'], durationS: 5, warmupS: 2, repeats: 3 };
 }
 
+/** prefork serves one connection per process, so N connections need N processes (Apache's MaxRequestWorkers; the engine caps it by memory). */
+function withProcs(t: TargetSpec, n: number): TargetSpec {
+  return t.name === 'prefork' ? { ...t, extra: [...(t.extra ?? []), '--procs', String(n)] } : t;
+}
+
 export function buildPlan(o: PlanOptions): Step[] {
   const steps: Step[] = [];
   const win = o.warmupS + o.durationS * o.repeats + 1; // + start/stop
@@ -54,31 +59,38 @@ export function buildPlan(o: PlanOptions): Step[] {
   const quick = o.mode === 'quick';
 
   if (has('throughput')) {
-    for (const t of [...engines, ...peersHttp]) steps.push({ scenario: 'throughput', target: t, protocol: 'http', connections: [100], estimateS: win });
+    // Blocking engines start a thread or process per connection first (~65-100 ms of CPU each).
+    const startS = (t: TargetSpec, n: number): number => (BLOCKING_ENGINES.includes(t.name) ? n / 12 : 0);
+    for (const t of [...engines, ...peersHttp]) {
+      steps.push({ scenario: 'throughput', target: withProcs(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
+    }
     const respEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads', 'node'].includes(t.name));
-    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: t, protocol: 'resp', connections: [50], estimateS: win });
+    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: withProcs(t, 50), protocol: 'resp', connections: [50], estimateS: win + startS(t, 50) });
     const echoEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads'].includes(t.name));
-    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: t, protocol: 'echo', connections: [100], estimateS: win });
+    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: withProcs(t, 100), protocol: 'echo', connections: [100], estimateS: win + startS(t, 100) });
   }
   if (has('scaling') || has('breaking-point')) {
     // The ramp: the same server, step by step, until it breaks. 100 comes from the throughput step.
     // quick: one step past the throughput point (100), for the engines whose scaling the claims are about.
     const ramp = quick ? [1000] : [10, 100, 1000, 10_000];
-    const rampEngines = quick ? engines.filter((t) => ['select', 'poll', 'epoll', 'io_uring', 'threads', 'prefork'].includes(t.name)) : engines;
+    // Thread- and process-per-connection in Node cost a V8 isolate each (~11 MB and ~65 ms of CPU to start
+    // a thread; ~50 MB and ~100 ms a process), so ramping them to 1,000 takes minutes: only --full does,
+    // until the memory guard stops them. The quick tour shows their cost in the idle scenario instead.
+    const rampEngines = quick ? engines.filter((t) => ['select', 'poll', 'epoll', 'io_uring'].includes(t.name)) : engines;
     for (const t of [...rampEngines, ...(quick ? [] : peersHttp)]) {
       const blocking = BLOCKING_ENGINES.includes(t.name);
-      // Thread-per-connection in Node costs a V8 isolate per thread (~9 MB, ~20 ms to start): the quick
-      // ramp stops at 500 so the tour stays inside its budget; --full ramps it until the guard stops it.
-      const conns = quick && blocking ? [500] : ramp;
-      steps.push({ scenario: 'scaling', target: t, protocol: 'http', connections: conns, estimateS: conns.length * (o.durationS * o.repeats + 1) + (blocking ? conns.at(-1)! / 50 : 0) });
+      // prefork serves one connection per process: give it as many as the ramp's largest step (the engine caps it by memory).
+      const target = withProcs(t, ramp.at(-1)!);
+      steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) });
     }
   }
   if (has('idle')) {
     const n = quick ? [1000] : [1000, 10_000, 100_000];
-    const idleTargets = quick ? engines.filter((t) => ['epoll', 'io_uring', 'threads'].includes(t.name)) : engines;
+    // busypoll is here for its CPU while idle (the article: polling "wastes CPU").
+    const idleTargets = quick ? engines.filter((t) => ['epoll', 'io_uring', 'threads', 'busypoll'].includes(t.name)) : engines;
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
       const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [200] : n;
-      steps.push({ scenario: 'idle', target: t, protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 });
+      steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 });
     }
   }
   if (has('blocking-handler')) {

@@ -134,4 +134,69 @@ export interface LabResults {
   claims?: ClaimVerdict[];
   /** Problems that did not stop the run: a peer that failed to start, a guard that fired. */
   notes: string[];
+  /** One connection's syscalls under each engine (`iolab trace`, src/trace/): present when traced. */
+  traces?: TraceSummary[];
+}
+
+/** The phases of one connection's life, in the order `iolab trace` prints them. */
+export type TracePhase = 'accept' | 'wait' | 'read' | 'app' | 'write' | 'close';
+
+/** One call (or merged run of identical no-progress calls) in a traced connection's life. docs/trace-json.md. */
+export interface TraceStep {
+  /** Microseconds since the connection's first step; microseconds spent in the call(s). */
+  atUs: number;
+  durUs: number;
+  phase: TracePhase;
+  /** A syscall, or `ready` / `sqe` / `cqe` / `aio_done` (what a wait or ring reported), or `app` (user space). */
+  sys: string;
+  /** The same call in strace's words, e.g. `read(7, 65536) = 79` or `read(7) = -EAGAIN x 2411`. */
+  text: string;
+  res: number;
+  err?: string;
+  /** Identical calls merged into this step. */
+  n?: number;
+  fd?: number;
+  op?: string;
+  events?: string;
+  pid: number;
+  tid: number;
+}
+
+/** `iolab trace` for one engine (and one entry of LabResults.traces). docs/trace-json.md. */
+export interface TraceSummary {
+  engine: string;
+  /** What ran (after any fallback). */
+  ran: string;
+  model: string;
+  app: string;
+  requests: number;
+  connections: number;
+  /** ok: traced; skipped: the engine makes no call through iolab's sys layer (node); failed: the reason says why. */
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  /** The traced connection: its fd in the server, and the threads/processes that touched it. */
+  fd?: number;
+  threads?: number;
+  processes?: number;
+  phases: { phase: TracePhase; calls: number; timeUs: number }[];
+  totals: {
+    /** Kernel entries for this connection (merged runs counted in full), and per request. */
+    syscalls: number;
+    callsPerRequest: number;
+    eagain: number;
+    /** Readiness or completion waits that reported this connection (epoll_wait, poll, select, io_uring_enter, aio_suspend). */
+    waits: number;
+    /** io_uring: SQEs submitted and CQEs reaped for this connection. */
+    sqes: number;
+    cqes: number;
+    /** In the thread that served the connection, over its life: time inside calls, and the rest (user space). */
+    kernelUs: number;
+    userUs: number;
+    lifeUs: number;
+  };
+  /** One steady-state request (the second, when there are two or more), as `sys` names: the article's picture. */
+  request: string[];
+  /** The connection's life, in order (at most 400 steps; `truncated` counts the rest). */
+  steps: TraceStep[];
+  truncated?: number;
 }

@@ -142,7 +142,9 @@ export async function startPeer(spec: PeerSpec, cpu: number | null): Promise<Run
   const port = await freePort();
   const c = spec.command(bin, tmp.dir, port);
   const [cmd, argv] = pinned(cpu, c.cmd, c.args);
-  const child = spawnChild(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // A process group of its own: Apache's prefork MPM signals its whole group (killpg) with SIGTERM when
+  // it shuts down, which would otherwise take the lab with it. The lab still stops it by its tree.
+  const child = spawnChild(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     if (stderr.length < 8192) stderr += d.toString();

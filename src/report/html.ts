@@ -11,6 +11,7 @@ import { RULES, judgeClaims } from './claims.js';
 import { buildCharts, isSkipped, type Chart } from './charts.js';
 import { escapeHtml, htmlTable } from './format.js';
 import { allTables, machineTable } from './tables.js';
+import { tracesHtml } from './traces.js';
 
 let uplot: { js: string; css: string } | undefined;
 
@@ -198,6 +199,7 @@ export function renderHtml(r: LabResults): string {
     ...charts.map(chartHtml),
     '</div></section>',
     ...allTables(r).map(htmlTable),
+    Array.isArray(r.traces) && r.traces.length ? tracesHtml(r.traces, htmlTable) : '',
     htmlTable(machineTable(r)),
     r.notes.length ? `<section id="notes"><h2>Notes</h2><ul>${r.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul></section>` : '',
     '<section id="rules"><h2>How each verdict is decided</h2><ul class="rules">',

@@ -3,6 +3,7 @@ import type { LabResults } from '../lab/results.js';
 import { RULES, judgeClaims } from './claims.js';
 import { markdownTable } from './format.js';
 import { allTables, machineTable } from './tables.js';
+import { traceTable } from './traces.js';
 
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -26,6 +27,7 @@ export function renderMarkdown(r: LabResults): string {
     '',
   ];
   for (const t of allTables(r)) out.push(markdownTable(t), '');
+  if (Array.isArray(r.traces) && r.traces.length) out.push(markdownTable(traceTable(r.traces)), '');
   if (r.notes.length) out.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
   out.push('## How each verdict is decided', '', ...RULES.map((rule) => `- **${rule.id}**: ${rule.rule}.`), '');
   return out.join('\n');

@@ -7,6 +7,7 @@ import type { ClaimVerdict, LabResults } from '../lab/results.js';
 import { judgeClaims } from './claims.js';
 import { bytes, pad, textTable, wrap } from './format.js';
 import { allTables } from './tables.js';
+import { traceTable } from './traces.js';
 
 export interface TerminalOptions {
   /** Default: stdout is a TTY and NO_COLOR is not set. */
@@ -60,6 +61,7 @@ export function renderTerminal(r: LabResults, opts: TerminalOptions = {}): strin
     const text = textTable(t, width);
     out.push(color ? text.replace(t.title, bold(t.title)) : text, '');
   }
+  if (Array.isArray(r.traces) && r.traces.length) out.push(textTable(traceTable(r.traces), width), '');
   out.push(renderClaimsText(judgeClaims(r), width, color));
   if (r.notes.length) {
     out.push('', 'Notes', '=====');

@@ -20,6 +20,7 @@ import { koffi, libc } from './ffi.js';
 import { counts, SYS } from './counters.js';
 import { EAGAIN, EINPROGRESS, ETIMEDOUT, lastErrno } from './errno.js';
 import { nanosleep } from './process.js';
+import { nowNs, onTracing, push, sub, TRACE_NAMES } from './trace.js';
 import {
   AIOCB_BUF, AIOCB_FILDES, AIOCB_LIO_OPCODE, AIOCB_NBYTES, AIOCB_OFFSET, AIOCB_REQPRIO, AIOCB_SIGEV_NOTIFY, AIOCB_SIZE,
   AIOINIT_SIZE,
@@ -226,4 +227,45 @@ export class AioQueue {
   cancel(slot: number, fd: number): number {
     return aioCancel(fd, this.cb(slot));
   }
+
+  /** Tracing only (sys/trace.ts): the fd and LIO opcode in a slot's aiocb. */
+  traceSlot(slot: number): [number, number] {
+    const w = (slot * AIOCB_SIZE) >> 2;
+    return [this.i32[w + (AIOCB_FILDES >> 2)]!, this.i32[w + (AIOCB_LIO_OPCODE >> 2)]!];
+  }
 }
+
+/*
+ * The aio library calls are bound here, not in ffi.ts, so tracing swaps AioQueue's methods instead:
+ * submit records aio_read/aio_write (fd, length, result), wait records aio_suspend (requests in flight,
+ * timeout, 1 when woken), reap records an `aio_done` per completion (fd, READ/WRITE, result). With
+ * tracing off the prototype holds the methods above, unchanged.
+ */
+const plainAio = { submit: AioQueue.prototype.submit, wait: AioQueue.prototype.wait, reap: AioQueue.prototype.reap };
+const ID_AIO_READ = TRACE_NAMES.indexOf('aio_read'), ID_AIO_WRITE = TRACE_NAMES.indexOf('aio_write');
+const ID_AIO_SUSPEND = TRACE_NAMES.indexOf('aio_suspend');
+onTracing(
+  () => {
+    AioQueue.prototype.submit = function (this: AioQueue, slot: number, op: number, fd: number, addr: number, len: number): number {
+      const t0 = nowNs();
+      const r = plainAio.submit.call(this, slot, op, fd, addr, len);
+      push(op === LIO_READ ? ID_AIO_READ : ID_AIO_WRITE, t0, nowNs(), fd, len, 0, 0, r);
+      return r;
+    };
+    AioQueue.prototype.wait = function (this: AioQueue, ms: number): boolean {
+      const n = this.live;
+      const t0 = nowNs();
+      const r = plainAio.wait.call(this, ms);
+      if (n > 0) push(ID_AIO_SUSPEND, t0, nowNs(), -1, n, 0, ms, r ? 1 : 0);
+      return r;
+    };
+    AioQueue.prototype.reap = function (this: AioQueue, done: (slot: number, result: number) => void): number {
+      return plainAio.reap.call(this, (slot, result) => {
+        const [fd, op] = this.traceSlot(slot);
+        sub('aio_done', nowNs(), fd, op, 0, 0, result);
+        done(slot, result);
+      });
+    };
+  },
+  () => Object.assign(AioQueue.prototype, plainAio),
+);

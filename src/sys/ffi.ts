@@ -10,10 +10,14 @@
  * nanosleep, io_uring_enter), which return -EINTR: retrying with the original timeout restarts it, and
  * under a 1 kHz SIGPROF (node --cpu-prof) such a wait would never expire. Callers treat it as "nothing
  * fired" and recompute their timeout.
+ *
+ * The exported bindings are `let`s so that `enableTracing()` (end of file, sys/trace.ts) can swap in
+ * traced wrappers; call them through the module namespace (`ffi.read`), never keep a copy.
  */
 import koffi from 'koffi';
 import { counts, eagain, SYS, type SyscallName } from './counters.js';
 import { EAGAIN, EINTR, SyscallError, lastErrno } from './errno.js';
+import { startRecorder, stopRecorder, traced, tracing, type TraceOptions } from './trace.js';
 
 if (process.platform !== 'linux') {
   throw new Error(`iolab drives Linux syscalls directly; this is ${process.platform}`);
@@ -181,65 +185,65 @@ export const NR_io_uring_register = 427;
 type Ptr = Uint8Array | null;
 
 // ---- hot: return -errno ----
-export const read = hot('read', (fd: number, buf: Uint8Array, len: number): number => _read(fd, buf, len));
-export const write = hot('write', (fd: number, buf: Uint8Array, len: number): number => _write(fd, buf, len));
-export const readv = hot('readv', (fd: number, iov: Uint8Array, n: number): number => _readv(fd, iov, n));
-export const writev = hot('writev', (fd: number, iov: Uint8Array, n: number): number => _writev(fd, iov, n));
-export const recv = hot('recv', (fd: number, buf: Uint8Array, len: number, flags: number): number => _recv(fd, buf, len, flags));
-export const send = hot('send', (fd: number, buf: Uint8Array, len: number, flags: number): number => _send(fd, buf, len, flags));
-export const accept4 = hot('accept4', (fd: number, addr: Ptr, addrlen: Ptr, flags: number): number => _accept4(fd, addr, addrlen, flags));
-export const connect = hot('connect', (fd: number, addr: Uint8Array, len: number): number => _connect(fd, addr, len));
-export const close = hot('close', (fd: number): number => _close(fd));
-export const shutdown = hot('shutdown', (fd: number, how: number): number => _shutdown(fd, how));
-export const epollCtl = hot('epoll_ctl', (epfd: number, op: number, fd: number, ev: Ptr): number => _epoll_ctl(epfd, op, fd, ev));
-export const epollWait = hot('epoll_wait', (epfd: number, events: Uint8Array, max: number, timeout: number): number => _epoll_wait(epfd, events, max, timeout), false);
-export const poll = hot('poll', (fds: Uint8Array, n: number, timeout: number): number => _poll(fds, n, timeout), false);
-export const select = hot('select', (nfds: number, r: Ptr, w: Ptr, e: Ptr, tv: Ptr): number => _select(nfds, r, w, e, tv), false);
-export const sendfile = hot('sendfile', (out: number, inp: number, off: Ptr, count: number): number => _sendfile(out, inp, off, count));
-export const sched_yield = hot('sched_yield', (): number => _sched_yield());
-export const nanosleepRaw = hot('nanosleep', (req: Uint8Array, rem: Ptr): number => _nanosleep(req, rem), false);
-export const io_uring_enter = hot('io_uring_enter', (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Ptr, argsz: number): number =>
+export let read = hot('read', (fd: number, buf: Uint8Array, len: number): number => _read(fd, buf, len));
+export let write = hot('write', (fd: number, buf: Uint8Array, len: number): number => _write(fd, buf, len));
+export let readv = hot('readv', (fd: number, iov: Uint8Array, n: number): number => _readv(fd, iov, n));
+export let writev = hot('writev', (fd: number, iov: Uint8Array, n: number): number => _writev(fd, iov, n));
+export let recv = hot('recv', (fd: number, buf: Uint8Array, len: number, flags: number): number => _recv(fd, buf, len, flags));
+export let send = hot('send', (fd: number, buf: Uint8Array, len: number, flags: number): number => _send(fd, buf, len, flags));
+export let accept4 = hot('accept4', (fd: number, addr: Ptr, addrlen: Ptr, flags: number): number => _accept4(fd, addr, addrlen, flags));
+export let connect = hot('connect', (fd: number, addr: Uint8Array, len: number): number => _connect(fd, addr, len));
+export let close = hot('close', (fd: number): number => _close(fd));
+export let shutdown = hot('shutdown', (fd: number, how: number): number => _shutdown(fd, how));
+export let epollCtl = hot('epoll_ctl', (epfd: number, op: number, fd: number, ev: Ptr): number => _epoll_ctl(epfd, op, fd, ev));
+export let epollWait = hot('epoll_wait', (epfd: number, events: Uint8Array, max: number, timeout: number): number => _epoll_wait(epfd, events, max, timeout), false);
+export let poll = hot('poll', (fds: Uint8Array, n: number, timeout: number): number => _poll(fds, n, timeout), false);
+export let select = hot('select', (nfds: number, r: Ptr, w: Ptr, e: Ptr, tv: Ptr): number => _select(nfds, r, w, e, tv), false);
+export let sendfile = hot('sendfile', (out: number, inp: number, off: Ptr, count: number): number => _sendfile(out, inp, off, count));
+export let sched_yield = hot('sched_yield', (): number => _sched_yield());
+export let nanosleepRaw = hot('nanosleep', (req: Uint8Array, rem: Ptr): number => _nanosleep(req, rem), false);
+export let io_uring_enter = hot('io_uring_enter', (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Ptr, argsz: number): number =>
   _io_uring_enter(NR_io_uring_enter, fd, toSubmit, minComplete, flags, arg, argsz), false);
-export const io_uring_setup = hot('io_uring_setup', (entries: number, params: Uint8Array): number => _io_uring_setup(NR_io_uring_setup, entries, params));
-export const io_uring_register = hot('io_uring_register', (fd: number, op: number, arg: Ptr, nr: number): number =>
+export let io_uring_setup = hot('io_uring_setup', (entries: number, params: Uint8Array): number => _io_uring_setup(NR_io_uring_setup, entries, params));
+export let io_uring_register = hot('io_uring_register', (fd: number, op: number, arg: Ptr, nr: number): number =>
   _io_uring_register(NR_io_uring_register, fd, op, arg, nr));
-export const fcntl = hot('fcntl', (fd: number, cmd: number, arg: number): number => _fcntl(fd, cmd, arg));
-export const getsockopt = hot('getsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: Uint32Array): number =>
+export let fcntl = hot('fcntl', (fd: number, cmd: number, arg: number): number => _fcntl(fd, cmd, arg));
+export let getsockopt = hot('getsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: Uint32Array): number =>
   _getsockopt(fd, level, opt, val, len));
 
 // ---- cold: throw SyscallError ----
-export const socket = cold('socket', (domain: number, type: number, proto: number): number => _socket(domain, type, proto));
-export const setsockopt = cold('setsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: number): number =>
+export let socket = cold('socket', (domain: number, type: number, proto: number): number => _socket(domain, type, proto));
+export let setsockopt = cold('setsockopt', (fd: number, level: number, opt: number, val: Uint8Array, len: number): number =>
   _setsockopt(fd, level, opt, val, len));
-export const bind = cold('bind', (fd: number, addr: Uint8Array, len: number): number => _bind(fd, addr, len));
-export const listen = cold('listen', (fd: number, backlog: number): number => _listen(fd, backlog));
-export const getsockname = cold('getsockname', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getsockname(fd, addr, len));
-export const getpeername = hot('getpeername', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getpeername(fd, addr, len));
-export const epollCreate1 = cold('epoll_create1', (flags: number): number => _epoll_create1(flags));
-export const eventfd = cold('eventfd', (init: number, flags: number): number => _eventfd(init, flags));
-export const getrlimitRaw = cold('getrlimit', (res: number, out: Uint8Array): number => _getrlimit(res, out));
-export const setrlimitRaw = cold('setrlimit', (res: number, val: Uint8Array): number => _setrlimit(res, val));
-export const schedSetaffinityRaw = cold('sched_setaffinity', (pid: number, size: number, mask: Uint8Array): number =>
+export let bind = cold('bind', (fd: number, addr: Uint8Array, len: number): number => _bind(fd, addr, len));
+export let listen = cold('listen', (fd: number, backlog: number): number => _listen(fd, backlog));
+export let getsockname = cold('getsockname', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getsockname(fd, addr, len));
+export let getpeername = hot('getpeername', (fd: number, addr: Uint8Array, len: Uint32Array): number => _getpeername(fd, addr, len));
+export let epollCreate1 = cold('epoll_create1', (flags: number): number => _epoll_create1(flags));
+export let eventfd = cold('eventfd', (init: number, flags: number): number => _eventfd(init, flags));
+export let getrlimitRaw = cold('getrlimit', (res: number, out: Uint8Array): number => _getrlimit(res, out));
+export let setrlimitRaw = cold('setrlimit', (res: number, val: Uint8Array): number => _setrlimit(res, val));
+export let schedSetaffinityRaw = cold('sched_setaffinity', (pid: number, size: number, mask: Uint8Array): number =>
   _sched_setaffinity(pid, size, mask));
-export const pipe2Raw = cold('pipe2', (fds: Int32Array, flags: number): number => _pipe2(fds, flags));
-export const open = cold('open', (path: string, flags: number, mode: number): number => _open(path, flags, mode));
-export const gettid = cold('gettid', (): number => _gettid());
-export const munmapRaw = cold('munmap', (addr: unknown, len: number): number => _munmap(addr, len));
+export let pipe2Raw = cold('pipe2', (fds: Int32Array, flags: number): number => _pipe2(fds, flags));
+export let open = cold('open', (path: string, flags: number, mode: number): number => _open(path, flags, mode));
+export let gettid = cold('gettid', (): number => _gettid());
+export let munmapRaw = cold('munmap', (addr: unknown, len: number): number => _munmap(addr, len));
 
 /** mmap returns a pointer; MAP_FAILED is (void *)-1. Returns the koffi pointer. */
-export function mmap(addr: unknown, len: number, prot: number, flags: number, fd: number, off: number): unknown {
+export let mmap = function mmap(addr: unknown, len: number, prot: number, flags: number, fd: number, off: number): unknown {
   counts[SYS.mmap]!++;
   const p = _mmap(addr, len, prot, flags, fd, off);
   if (p === null || koffi.address(p) === 0xffffffffffffffffn) throw new SyscallError('mmap', lastErrno());
   return p;
-}
+};
 
 // ---- blocking engines (engines/prefork) ----
 // prctl is variadic in C (`int prctl(int, ...)`); glibc reads the four arguments as unsigned long with
 // va_arg, and on the LP64 ABIs each travels in an integer register, so a fixed prototype is
 // call-compatible (the same reasoning as fcntl above).
 const _prctl = libc.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
-export const prctl = cold('prctl', (option: number, a2: number, a3: number, a4: number, a5: number): number => _prctl(option, a2, a3, a4, a5));
+export let prctl = cold('prctl', (option: number, a2: number, a3: number, a4: number, a5: number): number => _prctl(option, a2, a3, a4, a5));
 
 export { koffi };
 
@@ -255,6 +259,71 @@ try {
 }
 const _pw2 = _epoll_pwait2;
 /** Wait with a timespec timeout (null = forever). Returns -EINTR like the other waits. */
-export const epollPwait2 = _pw2 === null
+export let epollPwait2 = _pw2 === null
   ? null
   : hot('epoll_pwait2', (epfd: number, events: Uint8Array, max: number, ts: Uint8Array | null): number => _pw2(epfd, events, max, ts, null), false);
+
+// ---- tracing (sys/trace.ts) ----
+// Every binding above is an `export let`, so switching tracing on reassigns it to a traced wrapper, and
+// switching it off puts back the very function object built above: with tracing off, a call through
+// the module namespace (`ffi.read(...)`) runs exactly the untraced code, with no flag tested per call.
+
+/** The bindings as built above (untraced), by export name, with the syscall each one records. */
+const BINDINGS = {
+  read, write, readv, writev, recv, send, accept4, connect, close, shutdown, epollCtl, epollWait, poll, select, sendfile,
+  sched_yield, nanosleepRaw, io_uring_enter, io_uring_setup, io_uring_register, fcntl, getsockopt, socket, setsockopt,
+  bind, listen, getsockname, getpeername, epollCreate1, eventfd, getrlimitRaw, setrlimitRaw, schedSetaffinityRaw,
+  pipe2Raw, open, gettid, munmapRaw, mmap, prctl, epollPwait2,
+};
+type Bindings = typeof BINDINGS;
+/** The untraced bindings: what every export above is whenever tracing is off (tests compare against it). */
+export const untraced: Readonly<Bindings> = Object.freeze({ ...BINDINGS });
+
+const SYSNAME: { readonly [K in keyof Bindings]: SyscallName } = {
+  read: 'read', write: 'write', readv: 'readv', writev: 'writev', recv: 'recv', send: 'send', accept4: 'accept4',
+  connect: 'connect', close: 'close', shutdown: 'shutdown', epollCtl: 'epoll_ctl', epollWait: 'epoll_wait', poll: 'poll',
+  select: 'select', sendfile: 'sendfile', sched_yield: 'sched_yield', nanosleepRaw: 'nanosleep', io_uring_enter: 'io_uring_enter',
+  io_uring_setup: 'io_uring_setup', io_uring_register: 'io_uring_register', fcntl: 'fcntl', getsockopt: 'getsockopt',
+  socket: 'socket', setsockopt: 'setsockopt', bind: 'bind', listen: 'listen', getsockname: 'getsockname',
+  getpeername: 'getpeername', epollCreate1: 'epoll_create1', eventfd: 'eventfd', getrlimitRaw: 'getrlimit',
+  setrlimitRaw: 'setrlimit', schedSetaffinityRaw: 'sched_setaffinity', pipe2Raw: 'pipe2', open: 'open', gettid: 'gettid',
+  munmapRaw: 'munmap', mmap: 'mmap', prctl: 'prctl', epollPwait2: 'epoll_pwait2',
+};
+
+function assign(b: Bindings): void {
+  read = b.read; write = b.write; readv = b.readv; writev = b.writev; recv = b.recv; send = b.send; accept4 = b.accept4;
+  connect = b.connect; close = b.close; shutdown = b.shutdown; epollCtl = b.epollCtl; epollWait = b.epollWait; poll = b.poll;
+  select = b.select; sendfile = b.sendfile; sched_yield = b.sched_yield; nanosleepRaw = b.nanosleepRaw;
+  io_uring_enter = b.io_uring_enter; io_uring_setup = b.io_uring_setup; io_uring_register = b.io_uring_register;
+  fcntl = b.fcntl; getsockopt = b.getsockopt; socket = b.socket; setsockopt = b.setsockopt; bind = b.bind; listen = b.listen;
+  getsockname = b.getsockname; getpeername = b.getpeername; epollCreate1 = b.epollCreate1; eventfd = b.eventfd;
+  getrlimitRaw = b.getrlimitRaw; setrlimitRaw = b.setrlimitRaw; schedSetaffinityRaw = b.schedSetaffinityRaw;
+  pipe2Raw = b.pipe2Raw; open = b.open; gettid = b.gettid; munmapRaw = b.munmapRaw; mmap = b.mmap; prctl = b.prctl;
+  epollPwait2 = b.epollPwait2;
+}
+
+/**
+ * Record every call of this thread (see sys/trace.ts). Each worker thread and child process has its
+ * own module instance: call it there too (IOLAB_TRACE does, at load, everywhere).
+ */
+export function enableTracing(o: TraceOptions = {}): void {
+  if (tracing()) return;
+  const t = {} as Record<string, unknown>;
+  for (const k of Object.keys(BINDINGS) as (keyof Bindings)[]) {
+    const fn = untraced[k];
+    t[k] = fn === null ? null : traced(SYSNAME[k], fn as (...a: any[]) => any, k === 'mmap');
+  }
+  // The recorder starts first (it asks for this thread's id through the untraced gettid).
+  startRecorder(o, untraced.gettid);
+  assign(t as unknown as Bindings);
+}
+
+/** Stop recording in this thread (flushing to the trace file, if any) and restore the untraced bindings. */
+export function disableTracing(): void {
+  if (!tracing()) return;
+  assign(untraced);
+  stopRecorder();
+}
+
+// IOLAB_TRACE=<path>: trace from the start, in every thread and child process that loads the sys layer.
+if (process.env.IOLAB_TRACE) enableTracing({ file: process.env.IOLAB_TRACE });

@@ -28,6 +28,7 @@ import { release } from 'node:os';
 import koffi from 'koffi';
 import * as f from './ffi.js';
 import { assertLayout } from './structs.js';
+import { nowNs, onTracing, sub } from './trace.js';
 import { EAGAIN, EBUSY, EINTR, EINVAL, ENOMEM, ENOSYS, EPERM, SyscallError, errnoName } from './errno.js';
 import { MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './constants.js';
 
@@ -513,7 +514,84 @@ export class Ring {
     f.close(this.fd);
     this.unmap();
   }
+
+  // ---- tracing only (sys/trace.ts): called from the traced methods swapped in below, never otherwise ----
+
+  /** Record the SQEs about to be published (between the kernel's tail and ours). */
+  traceSqes(ops: Map<string, [number, number]>): void {
+    const t = nowNs();
+    for (let s = Atomics.load(this.ring32, this.sqTailW); s !== this.sqeTail; s = (s + 1) >>> 0) {
+      const i = s & this.sqMask;
+      const op = this.sqe8[i << 6]!, fd = this.sqeI32[(i << 4) + 1]!, len = this.sqe32[(i << 4) + 6]!;
+      const multishot = (op === IORING_OP_ACCEPT && this.sqe16[(i << 5) + 1]! & IORING_ACCEPT_MULTISHOT) ||
+        (op === IORING_OP_RECV && this.sqe16[(i << 5) + 1]! & IORING_RECV_MULTISHOT);
+      ops.set(`${this.sqe32[(i << 4) + 8]}:${this.sqe32[(i << 4) + 9]}`, [op, fd]);
+      sub('sqe', t, fd, op, len, this.sqe8[(i << 6) + SQE.flags]! | (multishot ? 256 : 0), 0);
+    }
+  }
+
+  /** Record the CQEs in [from, upTo) (ring positions); returns upTo. */
+  traceCqes(from: number, upTo: number, ops: Map<string, [number, number]>): number {
+    const t = nowNs();
+    for (let s = from; s !== upTo; s = (s + 1) >>> 0) {
+      const o = (s & this.cqMask) << 2;
+      const known = ops.get(`${this.cq32[o]}:${this.cq32[o + 1]}`);
+      sub('cqe', t, known ? known[1] : -1, known ? known[0] : -1, this.cq32[o + 3]!, 0, this.cqI32[o + 2]!);
+    }
+    return upTo;
+  }
+
+  /** The kernel's CQ tail (acquire), for tracing. */
+  cqTail(): number {
+    return Atomics.load(this.ring32, this.cqTailW);
+  }
 }
+
+/*
+ * While tracing is on, submitAndWait and cqAdvance are replaced on the prototype by versions that also
+ * record each SQE submitted (just before the io_uring_enter that submits it, which ffi.ts records) and
+ * each CQE as soon as it is visible (just after the enter that reaped it, or when the engine reaps it
+ * later), so batching shows: `sqe sqe io_uring_enter(submit 2) cqe cqe cqe`. With tracing off the
+ * prototype holds the methods above, unchanged. (SQEs that getSqe() hands to an SQPOLL thread on a full
+ * SQ go past submitAndWait and are not recorded.)
+ */
+interface RingTrace {
+  /** SQE user_data -> [opcode, fd], so a CQE can say what it completes. */
+  ops: Map<string, [number, number]>;
+  /** CQ position up to which CQEs are recorded. */
+  seen: number;
+}
+const ringTraces = new WeakMap<Ring, RingTrace>();
+const plainRing = { submitAndWait: Ring.prototype.submitAndWait, cqAdvance: Ring.prototype.cqAdvance };
+function ringTrace(r: Ring): RingTrace {
+  let st = ringTraces.get(r);
+  if (!st) ringTraces.set(r, (st = { ops: new Map(), seen: r.cqHead }));
+  return st;
+}
+function tracedSubmitAndWait(this: Ring, waitNr: number, timeoutMs: number): number {
+  const st = ringTrace(this);
+  this.traceSqes(st.ops);
+  const r = plainRing.submitAndWait.call(this, waitNr, timeoutMs);
+  st.seen = this.traceCqes(st.seen, this.cqTail(), st.ops);
+  return r;
+}
+function tracedCqAdvance(this: Ring, n: number): void {
+  const st = ringTrace(this);
+  const upTo = (this.cqHead + n) >>> 0;
+  // CQEs that arrived without an enter (no DEFER_TASKRUN): record them now, before they are handed back.
+  if (((upTo - st.seen) | 0) > 0) st.seen = this.traceCqes(st.seen, upTo, st.ops);
+  plainRing.cqAdvance.call(this, n);
+}
+onTracing(
+  () => {
+    Ring.prototype.submitAndWait = tracedSubmitAndWait;
+    Ring.prototype.cqAdvance = tracedCqAdvance;
+  },
+  () => {
+    Ring.prototype.submitAndWait = plainRing.submitAndWait;
+    Ring.prototype.cqAdvance = plainRing.cqAdvance;
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19)

@@ -22,7 +22,10 @@ export async function startServer(args: string[]): Promise<Served> {
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<{ port: number; host: string; engine: string }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start in 10 s: ${err}`)), 10_000);
+    const t = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started server behind
+      reject(new Error(`server did not start in 20 s: ${err}`));
+    }, 20_000);
     lines.once('line', (l) => {
       clearTimeout(t);
       resolve(JSON.parse(l));

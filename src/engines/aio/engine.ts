@@ -20,20 +20,21 @@
  *  - Only one request per connection is in flight (glibc serialises requests on one fd anyway): read,
  *    feed the Service, write the answer, read again. Not reading while a write is in flight is the
  *    backpressure. An aiocb and its buffer must stay put until the request completes, so a connection
- *    is closed only once nothing is in flight; at stop, a blocked read is woken with shutdown(SHUT_RD)
- *    (aio_cancel cannot stop a request a helper is already running: AIO_NOTCANCELED). Timeouts
+ *    is closed only once nothing is in flight; at stop, an idle connection gets shutdown(SHUT_WR) and its
+ *    blocked read becomes the lingering close's read (aio_cancel cannot stop a request a helper is
+ *    already running: AIO_NOTCANCELED); the drain deadline wakes what is left with SHUT_RDWR. Timeouts
  *    (header, idle, send, linger: opts.limits, as the reactor enforces them) work the same way: the
  *    connection is marked, shutdown() ends the blocked request, and its completion closes it.
  */
 import { readdirSync } from 'node:fs';
 import { loadApp } from '../../apps/index.js';
-import { createService, FeedResult, type Deferred, type Service } from '../../apps/service.js';
+import { createService, FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, MSG_DONTWAIT, O_CLOEXEC, O_RDONLY, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC,
   eagain, errnoName, ffi, listenTcp, localAddress, setNoDelay, syscallCounts,
 } from '../../sys/index.js';
-import { AIO_NOTCANCELED, AioQueue, LIO_READ, LIO_WRITE, aioInit, bufferAddress } from '../../sys/aio.js';
+import { AioQueue, LIO_READ, LIO_WRITE, aioInit, bufferAddress } from '../../sys/aio.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
 
 const READ_SIZE = 64 * 1024;
@@ -44,6 +45,8 @@ const ACCEPT_POLL_MS = 2;
 const ACCEPT_BATCH = 64;
 /** How often timeouts are checked (as the reactor's sweep). */
 const SWEEP_MS = 250;
+/** A lingering close ends after lingerMs without input or LINGER_TOTAL lingerMs in all (reactor.ts). */
+const LINGER_TOTAL = 15;
 /**
  * Largest single aio_write: a blocking write() returns only once all of it is queued, so bounding it
  * lets the send timeout see progress from a slow but live reader.
@@ -165,6 +168,7 @@ export class AioEngine implements Engine {
       this.resolveDone = res;
       this.rejectDone = rej;
     });
+    this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: the rest is F_REFEED, fed after the write
   }
 
   async start(): Promise<Listening> {
@@ -385,12 +389,13 @@ export class AioEngine implements Engine {
     if (op === OP_READ) {
       if (res > 0 && fl & F_LINGER) {
         this.bytesIn += res;
+        this.activeAt[slot] = this.now; // still sending, so still reading what precedes our FIN
         this.startRead(slot); // lingering: discard until the peer's FIN
       } else if (res > 0 && !(fl & F_CLOSING)) {
         this.bytesIn += res;
         this.activeAt[slot] = this.now;
         this.onData(slot, res);
-      } else this.closeConn(slot); // 0: FIN (or our SHUT_RD at stop); < 0: reset, cancelled
+      } else this.closeConn(slot); // 0: FIN (or our shutdown() on a timeout); < 0: reset, cancelled
       return;
     }
     if (res < 0) {
@@ -429,8 +434,12 @@ export class AioEngine implements Engine {
     this.requests += r.requests;
     // Copied: the read buffer is reused by the next aio_read.
     if (r.next < end) {
-      // The header timeout runs from a request's first byte, not its latest (slowloris).
-      if (r.next !== start || this.partialSince[slot] === 0) this.partialSince[slot] = this.now || performance.now();
+      // The header timeout runs from a request's first byte, not its latest (slowloris). With `more`
+      // (feed() stopped at its output bound) the rest may hold complete requests: feed it after the write.
+      if (r.more) {
+        this.partialSince[slot] = 0;
+        this.flags[slot]! |= F_REFEED;
+      } else if (r.next !== start || this.partialSince[slot] === 0) this.partialSince[slot] = this.now || performance.now();
       this.inbuf[slot] = Buffer.from(buf.subarray(r.next, end));
     } else this.partialSince[slot] = 0;
     if (r.close) this.flags[slot]! |= F_CLOSING;
@@ -494,7 +503,7 @@ export class AioEngine implements Engine {
     ffi.shutdown(this.fdOf[slot]!, SHUT_WR);
     this.flags[slot] = (this.flags[slot]! | F_LINGER) & ~F_CLOSING;
     this.inbuf[slot] = null;
-    this.activeAt[slot] = this.now || performance.now();
+    this.activeAt[slot] = this.partialSince[slot] = this.now || performance.now(); // partialSince: when the linger began
     this.startRead(slot);
   }
 
@@ -508,7 +517,7 @@ export class AioEngine implements Engine {
       if (!(fl & F_OPEN) || fl & (F_EXPIRE | F_PENDING)) continue;
       const op = this.op[slot]!;
       if (fl & F_LINGER) {
-        if (now - this.activeAt[slot]! > lingerMs) this.expire(slot, false);
+        if (now - this.activeAt[slot]! > lingerMs || now - this.partialSince[slot]! > lingerMs * LINGER_TOTAL) this.expire(slot, false);
       } else if (op === OP_WRITE) {
         // Slow reader: the write in flight has not completed for the send timeout.
         if (now - this.wroteAt[slot]! > sendTimeoutMs) this.expire(slot, false);
@@ -577,11 +586,14 @@ export class AioEngine implements Engine {
     this.listenFd = -1;
     for (let slot = 0; slot < this.maxConn; slot++) {
       const fl = this.flags[slot]!;
-      if (!(fl & F_OPEN) || this.op[slot] !== OP_READ || fl & F_PENDING || this.inbuf[slot] !== null) continue;
-      // An idle connection: its read runs in a helper thread. aio_cancel cannot stop a running request;
-      // shutdown(SHUT_RD) makes the blocked read() return 0 (or bytes that just arrived, which are then
-      // answered with Connection: close).
-      if (this.queue.cancel(slot, this.fdOf[slot]!) === AIO_NOTCANCELED) ffi.shutdown(this.fdOf[slot]!, SHUT_RD);
+      if (!(fl & F_OPEN) || this.op[slot] !== OP_READ || fl & (F_PENDING | F_LINGER) || this.inbuf[slot] !== null) continue;
+      // An idle connection: its read runs in a helper thread (aio_cancel cannot stop a running request).
+      // Idle as far as the app knows, but the kernel may still hold our last answer and the peer's next
+      // bytes, and a close with unread input would RST and drop the answer. So close lingering: FIN
+      // after the answer; the read in flight now discards until the peer's FIN (or lingerMs).
+      ffi.shutdown(this.fdOf[slot]!, SHUT_WR);
+      this.flags[slot] = fl | F_LINGER;
+      this.activeAt[slot] = this.partialSince[slot] = performance.now();
     }
     return this.done;
   }

@@ -9,7 +9,7 @@ export { BusyPoller, parseBackoff, formatBackoff, type Backoff } from './poller.
  * Back-off between idle passes: `opts.backoff` once the CLI passes a --backoff flag into EngineOptions,
  * else the environment variable IOLAB_BACKOFF (none | yield | sleep:<us>); default none.
  */
-export function backoffFor(opts: EngineOptions & { backoff?: string }): ReturnType<typeof parseBackoff> {
+export function backoffFor(opts: EngineOptions): ReturnType<typeof parseBackoff> {
   return parseBackoff(opts.backoff ?? process.env.IOLAB_BACKOFF);
 }
 

@@ -43,7 +43,7 @@
  * connection is gone (a cancelled recv, a send cut short by a reset) is recognised as stale; its
  * buffer or send slot is still returned.
  */
-import { FeedResult, type Deferred, type Service } from '../../apps/service.js';
+import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
   ECANCELED, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, MSG_NOSIGNAL, O_CLOEXEC, O_RDONLY, SHUT_WR, SOCK_CLOEXEC, eagain,
@@ -106,6 +106,8 @@ const HOLD_MAX = 256 * 1024;
 const YIELD_MS = 50;
 /** How often timeouts are checked (as the reactor). */
 const SWEEP_MS = 250;
+/** A lingering close ends after lingerMs without input or LINGER_TOTAL lingerMs in all (reactor.ts). */
+const LINGER_TOTAL = 15;
 /** Back-off before re-arming accept after an error that shedding cannot fix. */
 const ACCEPT_RETRY_MS = 100;
 /** How long shutdown waits for the kernel to finish with our buffers before unmapping them. */
@@ -200,6 +202,7 @@ export class UringLoop {
     this.quiet = opts.quiet;
     this.multishot = opts.multishotRecv;
     this.limits = opts.limits;
+    this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: the rest is F_FRESH, fed after the send
     const o = new OutBuf(256);
     service.refuse(o);
     this.refusal = Buffer.allocUnsafeSlow(o.len);
@@ -263,9 +266,11 @@ export class UringLoop {
     this.stopDeadline = performance.now() + drainMs;
     this.service.draining = true;
     this.closeListener();
+    // Idle as far as the app knows, but the kernel may still hold our last answer (a completed send is
+    // only in the socket buffer) and the peer's next bytes: a plain close would RST and drop the answer.
     for (let fd = 0; fd < this.flags.length; fd++) {
       const fl = this.flags[fd]!;
-      if (fl & F_OPEN && !(fl & (F_SEND | F_PENDING)) && this.inLen[fd] === 0) this.closeConn(fd);
+      if (fl & F_OPEN && !(fl & (F_SEND | F_PENDING | F_LINGER)) && this.inLen[fd] === 0) this.finish(fd);
     }
   }
 
@@ -492,7 +497,10 @@ export class UringLoop {
     if (this.flags[fd]! & F_LINGER) {
       // Lingering: discard what the peer still sends; its FIN (or any error) ends the connection.
       if (bid >= 0) this.bufRing.add(bid);
-      if (res > 0) this.bytesIn += res;
+      if (res > 0) {
+        this.bytesIn += res;
+        this.activeAt[fd] = this.now; // the peer is still sending: it is still reading what precedes our FIN
+      }
       if (res === 0 || (res < 0 && res !== -ENOBUFS && res !== -ECANCELED)) this.closeConn(fd);
       else if (!(this.flags[fd]! & F_RECV)) this.armRecv(fd);
       return;
@@ -543,14 +551,17 @@ export class UringLoop {
     const rest = end - r.next;
     if (rest > 0) {
       // A request is only partly here. Its header timeout runs from its first byte, not the latest
-      // (a slowloris client sends a byte every few seconds to look alive).
-      if (r.next !== start || this.partialSince[fd] === 0) this.partialSince[fd] = this.now || performance.now();
+      // (a slowloris client sends a byte every few seconds to look alive). With `more` (feed() stopped
+      // at its output bound) the rest is not slow: it waits for our send.
+      if (r.more) this.partialSince[fd] = 0;
+      else if (r.next !== start || this.partialSince[fd] === 0) this.partialSince[fd] = this.now || performance.now();
       this.keep(fd, buf, r.next, end);
     } else {
       this.partialSince[fd] = 0;
       this.dropHeld(fd);
     }
-    let fl = this.flags[fd]! & ~F_FRESH;
+    // Held requests left by the output bound are fed again (settle) once the send completes.
+    let fl = (this.flags[fd]! & ~F_FRESH) | (r.more ? F_FRESH : 0);
     if (r.close) fl |= F_CLOSING;
     this.flags[fd] = fl;
     if (this.out.len > 0) {
@@ -717,8 +728,7 @@ export class UringLoop {
     this.track(this.ring.prepShutdown(fd, SHUT_WR), fd, K_SHUTDOWN, this.gen[fd]!);
     this.flags[fd] = (fl | F_LINGER) & ~(F_CLOSING | F_FRESH);
     this.dropHeld(fd);
-    this.partialSince[fd] = 0;
-    this.activeAt[fd] = this.now || performance.now();
+    this.activeAt[fd] = this.partialSince[fd] = this.now || performance.now(); // partialSince: when the linger began
     // A recv still being cancelled (HOLD_MAX) comes back -ECANCELED and is re-armed in onRecv.
     if (!(fl & F_RECV)) this.armRecv(fd);
   }
@@ -732,7 +742,7 @@ export class UringLoop {
       const fl = this.flags[fd]!;
       if (!(fl & F_OPEN)) continue;
       if (fl & F_LINGER) {
-        if (now - this.activeAt[fd]! > lingerMs) this.closeConn(fd);
+        if (now - this.activeAt[fd]! > lingerMs || now - this.partialSince[fd]! > lingerMs * LINGER_TOTAL) this.closeConn(fd);
       } else if (fl & F_SEND) {
         // Slow reader: the send in flight has not moved for the send timeout.
         if (now - this.wroteAt[fd]! > sendTimeoutMs) this.expire(fd, false);

@@ -20,7 +20,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { loadApp } from '../../apps/index.js';
-import { createService, FeedResult, type Deferred, type Service, type StallStats } from '../../apps/service.js';
+import { createService, FEED_OUT_BOUND, FeedResult, type Deferred, type Service, type StallStats } from '../../apps/service.js';
 import type { App, HttpApp } from '../../apps/types.js';
 import type { WorkSpec } from '../../apps/work.js';
 import { OutBuf } from '../../protocols/outbuf.js';
@@ -45,6 +45,8 @@ interface NetConn {
   eof: boolean;
   /** When the held partial request began (performance.now()), 0 when none: the header timeout. */
   heldSince: number;
+  /** `held` may hold complete requests (feed() stopped at its output bound): fed on 'drain'. */
+  more: boolean;
 }
 
 /** Per socket: write progress, for the send timeout. */
@@ -98,6 +100,7 @@ export class NodeEngine implements Engine {
 
   constructor(private readonly opts: EngineOptions, private readonly reusePort = false) {
     this.done = new Promise((res) => (this.resolveDone = res));
+    this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: see NetConn.more
   }
 
   async start(): Promise<Listening> {
@@ -143,18 +146,20 @@ export class NodeEngine implements Engine {
 
   private onNetConnection(sock: net.Socket): void {
     if (!this.sockets.has(sock)) return; // refused
-    const c: NetConn = { sock, held: null, pending: false, closing: false, eof: false, heldSince: 0 };
+    const c: NetConn = { sock, held: null, pending: false, closing: false, eof: false, heldSince: 0, more: false };
     this.conns.add(c);
     // Idle keep-alive connections (no bytes either way) are closed after the idle timeout.
     sock.setTimeout(this.opts.limits.idleTimeoutMs, () => sock.destroy());
     sock.on('data', (d: Buffer) => this.onData(c, d));
     sock.on('end', () => {
       c.eof = true;
+      if (c.more) return; // requests held back by the output bound are answered first (refeed)
       c.held = null; // a partial request can never complete now
       if (!c.pending) this.endConn(c);
     });
     sock.on('drain', () => {
-      if (!c.pending && !c.closing && !c.eof) sock.resume();
+      if (c.more) this.refeed(c);
+      else if (!c.pending && !c.closing && !c.eof) sock.resume();
     });
     sock.on('close', () => this.conns.delete(c));
   }
@@ -174,14 +179,22 @@ export class NodeEngine implements Engine {
     r.reset();
     this.service!.feed(buf, 0, buf.length, out, r);
     this.requests += r.requests;
+    c.more = r.more;
     if (r.next < buf.length) {
-      if (r.next !== 0 || c.heldSince === 0) c.heldSince = performance.now(); // from the request's first byte
+      if (r.more) c.heldSince = 0; // not a slow request: our own output holds it back
+      else if (r.next !== 0 || c.heldSince === 0) c.heldSince = performance.now(); // from the request's first byte
       c.held = Buffer.from(buf.subarray(r.next));
     } else c.heldSince = 0;
     let ok = true;
     if (out.len > 0) ok = sock.write(out.take());
     if (r.close) {
       this.endConn(c);
+      return;
+    }
+    if (r.more) {
+      // feed() stopped at its output bound: the rest once this is written ('drain'; at once if it was).
+      sock.pause();
+      if (ok) setImmediate(() => this.refeed(c));
       return;
     }
     if (r.pending !== null) {
@@ -195,6 +208,18 @@ export class NodeEngine implements Engine {
     }
     if (!ok) sock.pause(); // backpressure: resumed on 'drain'
     else if (this.stopping && c.held === null) this.endConn(c);
+  }
+
+  private refeed(c: NetConn): void {
+    if (!c.more || c.pending || c.closing || c.sock.destroyed) return;
+    c.more = false;
+    const h = c.held!;
+    c.held = null;
+    this.feed(c, h);
+    if (c.eof && !c.more && !c.pending && !c.closing) {
+      c.held = null; // after the peer's FIN a partial request can never complete
+      this.endConn(c);
+    } else if (!c.more && !c.pending && !c.closing && !c.eof && !c.sock.writableNeedDrain) c.sock.resume(); // else on 'drain'
   }
 
   private onDeferred(c: NetConn, d: Deferred): void {
@@ -426,7 +451,7 @@ export class NodeEngine implements Engine {
         st.progressAt = now;
       } else if (now - st.progressAt > sendTimeoutMs) sock.destroy(); // the peer stopped reading
     }
-    for (const c of this.conns) if (c.held !== null && !c.pending && now - c.heldSince > headerTimeoutMs) c.sock.destroy();
+    for (const c of this.conns) if (c.held !== null && !c.pending && !c.more && now - c.heldSince > headerTimeoutMs) c.sock.destroy();
   }
 
   /** Stop accepting; close idle connections; let busy ones finish until drainMs, then destroy them. */

@@ -13,7 +13,7 @@
  * arrays of Buffers: `inbuf` (bytes of a partial request) and `outq` (bytes the socket would not
  * take). An idle connection holds neither, so it costs a few bytes of tables, no buffers.
  */
-import { FeedResult, type Deferred, type Service } from '../../apps/service.js';
+import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, eagain, errnoName, ffi,
@@ -33,12 +33,22 @@ const F_PENDING = 8;
 const F_EOF = 16;
 /** Lingering close: our side is shut for writing; reads are drained and discarded until EOF or the deadline. */
 const F_LINGER = 32;
+/** Held input may hold complete requests (feed() stopped at its output bound): feed it once the backlog drains. */
+const F_MORE = 64;
 
 const READ_SIZE = 64 * 1024;
 const YIELD_MS = 50;
 const ACCEPT_BATCH = 128;
+/** Pause before trying accept again at the fd limit when there was nothing to shed (see acceptPausedUntil). */
+const ACCEPT_RETRY_MS = 100;
 /** How often timeouts are checked. */
 const SWEEP_MS = 250;
+/**
+ * A lingering close ends once the peer has been quiet for lingerMs (nginx's lingering_timeout) or after
+ * this many lingerMs in all (its lingering_time: 30 s over 5 s). A peer still sending is still reading
+ * what precedes our FIN, often slowly; closing on it sends an RST that drops our unsent answer.
+ */
+const LINGER_TOTAL = 15;
 
 export interface ReactorOptions {
   name: string;
@@ -63,8 +73,9 @@ export class Reactor {
   private readonly inbuf: (Buffer | null)[];
   private readonly outq: (Buffer | null)[];
   private readonly outOff: Int32Array;
-  /** When the held partial request began (header timeout), when the connection last did anything (idle
-   *  timeout), and when its backlog last moved (send timeout); ms on performance.now()'s clock. */
+  /** When the held partial request began (header timeout; while lingering: when the linger began), when
+   *  the connection last did anything (idle timeout; while lingering: last read), and when its backlog
+   *  last moved (send timeout); ms on performance.now()'s clock. */
   private readonly partialSince: Float64Array;
   private readonly activeAt: Float64Array;
   private readonly wroteAt: Float64Array;
@@ -79,6 +90,12 @@ export class Reactor {
   private readonly fr = new FeedResult();
   private reserveFd: number;
   private pendingAsync = 0;
+  /**
+   * At the fd limit accept4() fails with EMFILE before it looks for a connection (net/socket.c
+   * __sys_accept4_file reserves the fd first), so with nothing queued to shed a poller that tries the
+   * listener every pass (busypoll) would spin on it. Accepting waits until then, or a close frees an fd.
+   */
+  private acceptPausedUntil = 0;
 
   private running = false;
   private stopping = false;
@@ -108,6 +125,7 @@ export class Reactor {
     this.app = opts.app;
     this.quiet = opts.quiet;
     this.limits = opts.limits;
+    this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: see F_MORE
     // Rows for every fd this process may open: the hard RLIMIT_NOFILE bounds fd numbers.
     const cap = Math.min(getrlimit().hard, 1 << 21) + 16;
     this.flags = new Uint8Array(cap);
@@ -150,9 +168,11 @@ export class Reactor {
     this.service.draining = true;
     this.poller.remove(this.listenFd, true);
     ffi.close(this.listenFd);
+    // Idle as far as the app knows, but the kernel may still hold our last answer (send queue) and
+    // the peer's next bytes (receive queue): close(2) would RST and discard the answer. Close lingering.
     for (let fd = 0; fd < this.flags.length; fd++) {
       const fl = this.flags[fd]!;
-      if (fl & F_OPEN && !(fl & (F_BACKLOG | F_PENDING)) && this.inbuf[fd] === null) this.closeConn(fd);
+      if (fl & F_OPEN && !(fl & (F_BACKLOG | F_PENDING | F_LINGER)) && this.inbuf[fd] === null) this.finish(fd);
     }
   }
 
@@ -173,6 +193,11 @@ export class Reactor {
         this.now = performance.now();
         if (n > 0) this.dispatch(n);
         if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
+        if (this.acceptPausedUntil !== 0 && this.now >= this.acceptPausedUntil) {
+          // Not on an event: with EPOLLET the edge for connections queued meanwhile has been consumed.
+          this.acceptPausedUntil = 0;
+          if (!this.stopping) this.acceptAll();
+        }
         if (this.pendingAsync > 0) break;
       }
     } catch (e) {
@@ -189,7 +214,7 @@ export class Reactor {
     for (let i = 0; i < n; i++) {
       const fd = fds[i]!, m = masks[i]!;
       if (fd === this.listenFd) {
-        if (!this.stopping) this.acceptAll();
+        if (!this.stopping && this.acceptPausedUntil === 0) this.acceptAll();
         continue;
       }
       if (!(this.flags[fd]! & F_OPEN)) continue; // closed earlier in this batch
@@ -209,7 +234,7 @@ export class Reactor {
         if (e === EAGAIN) return;
         if (e === ECONNABORTED) continue;
         if (e === EMFILE || e === ENFILE) {
-          this.shedWithReserve(e);
+          if (this.shedWithReserve(e) === 0) this.acceptPausedUntil = this.now + ACCEPT_RETRY_MS;
           return;
         }
         this.warnOnce(`accept4:${e}`, `accept4() failed: ${errnoName(e)}`);
@@ -254,9 +279,11 @@ export class Reactor {
     this.warnOnce('maxconn', `connection cap of ${this.limits.maxConnections} reached: refusing new connections`);
   }
 
-  private shedWithReserve(e: number): void {
+  /** Returns how many queued connections were shed. */
+  private shedWithReserve(e: number): number {
     this.warnOnce('emfile', `accept4() failed: ${errnoName(e)}: out of file descriptors; shedding new connections (raise ulimit -n)`);
-    if (this.reserveFd < 0) return;
+    if (this.reserveFd < 0) return 0;
+    let shed = 0;
     // As libuv's uv__emfile_trick: with the spare fd freed, accept and close every queued connection
     // (the clients see a clean close rather than a hang), then take the spare back.
     ffi.close(this.reserveFd);
@@ -265,8 +292,10 @@ export class Reactor {
       if (fd < 0) break;
       ffi.close(fd);
       this.refused++;
+      shed++;
     }
     this.reserveFd = this.openReserve();
+    return shed;
   }
 
   private onReadable(fd: number, m: number): void {
@@ -313,10 +342,24 @@ export class Reactor {
   /** Run the service over buf[start,end) and act on what it says. */
   private feed(fd: number, buf: Buffer, start: number, end: number): void {
     const r = this.fr;
-    r.reset();
-    this.service.feed(buf, start, end, this.out, r);
-    this.requests += r.requests;
-    if (r.next < end) {
+    for (;;) {
+      r.reset();
+      this.service.feed(buf, start, end, this.out, r);
+      this.requests += r.requests;
+      if (!r.more || r.close || r.pending !== null || this.out.len === 0) break;
+      // feed() stopped at its output bound with requests left: write, and go on while the socket takes
+      // it all; once it backlogs, the rest is held (F_MORE) and fed when the backlog drains.
+      this.send(fd, this.out.buf, this.out.len);
+      this.out.reset();
+      if (!(this.flags[fd]! & F_OPEN)) return;
+      if (this.flags[fd]! & F_BACKLOG) break;
+      start = r.next;
+    }
+    if (r.more) {
+      this.flags[fd]! |= F_MORE;
+      this.partialSince[fd] = 0; // not a slow request: our own output holds it back
+      this.inbuf[fd] = Buffer.from(buf.subarray(r.next, end));
+    } else if (r.next < end) {
       // A request is only partly here. Its header timeout runs from its first byte, not the latest
       // (a slowloris client sends a byte every few seconds to look alive).
       if (r.next !== start || this.partialSince[fd] === 0) this.partialSince[fd] = this.now || performance.now();
@@ -325,6 +368,11 @@ export class Reactor {
     if (r.close) this.flags[fd]! |= F_CLOSING;
     if (this.out.len > 0) this.send(fd, this.out.buf, this.out.len);
     this.out.reset();
+    if (!(this.flags[fd]! & F_OPEN)) {
+      // The write found the peer gone (EPIPE, ECONNRESET) and closed the fd: nothing more to watch.
+      r.pending?.catch(() => {});
+      return;
+    }
     if (r.pending !== null) {
       this.flags[fd]! |= F_PENDING;
       this.pendingAsync++;
@@ -348,6 +396,7 @@ export class Reactor {
       this.closeConn(fd);
       return;
     }
+    this.requests++; // the deferred request is answered now
     if (d.close) this.flags[fd]! |= F_CLOSING;
     if (d.bytes.length > 0) this.send(fd, d.bytes, d.bytes.length);
     if (!(this.flags[fd]! & F_OPEN)) return;
@@ -409,6 +458,14 @@ export class Reactor {
     this.outOff[fd] = 0;
     this.flags[fd]! &= ~F_BACKLOG;
     if (this.flags[fd]! & F_PENDING) return;
+    if (this.flags[fd]! & F_MORE) {
+      // Requests held back by feed()'s output bound: their turn, even after the peer's FIN.
+      this.flags[fd]! &= ~F_MORE;
+      const held = this.inbuf[fd]!;
+      this.inbuf[fd] = null;
+      this.feed(fd, held, 0, held.length); // after a FIN, onEof set F_CLOSING: feed() finishes when done
+      return;
+    }
     if (this.flags[fd]! & (F_CLOSING | F_EOF)) {
       this.finish(fd);
       return;
@@ -424,15 +481,15 @@ export class Reactor {
    * Close after the last response. If the peer may still be sending (no FIN seen), close(2) with unread
    * input would send an RST, and an RST can destroy the response in the peer's receive buffer before it
    * is read. So, as nginx's lingering close: shut our write side (FIN after the response), then read
-   * and discard until the peer's FIN or `lingerMs`, then close.
+   * and discard until the peer's FIN, or `lingerMs` without input (LINGER_TOTAL), then close.
    */
   private finish(fd: number): void {
     const fl = this.flags[fd]!;
     if (fl & F_EOF || this.limits.lingerMs <= 0) return this.closeConn(fd);
     ffi.shutdown(fd, SHUT_WR);
-    this.flags[fd] = (fl | F_LINGER) & ~F_CLOSING;
+    this.flags[fd] = (fl | F_LINGER) & ~(F_CLOSING | F_MORE);
     this.inbuf[fd] = null;
-    this.activeAt[fd] = this.now || performance.now();
+    this.activeAt[fd] = this.partialSince[fd] = this.now || performance.now();
     this.updateInterest(fd);
   }
 
@@ -441,6 +498,7 @@ export class Reactor {
       const n = ffi.read(fd, this.rbuf, READ_SIZE);
       if (n === -EAGAIN) return;
       if (n <= 0) return this.closeConn(fd);
+      this.activeAt[fd] = this.now;
     }
   }
 
@@ -453,7 +511,7 @@ export class Reactor {
       const fl = this.flags[fd]!;
       if (!(fl & F_OPEN)) continue;
       if (fl & F_LINGER) {
-        if (now - this.activeAt[fd]! > lingerMs) this.closeConn(fd);
+        if (now - this.activeAt[fd]! > lingerMs || now - this.partialSince[fd]! > lingerMs * LINGER_TOTAL) this.closeConn(fd);
       } else if (fl & F_BACKLOG) {
         // Slow reader: the backlog has not moved (and reading it paused) for the send timeout.
         if (now - this.wroteAt[fd]! > sendTimeoutMs) this.expire(fd, false);
@@ -483,7 +541,7 @@ export class Reactor {
   /** The peer half-closed. Answer what it already sent (RELIABILITY.md: FIN after the response), then close. */
   private onEof(fd: number): void {
     this.flags[fd]! |= F_EOF;
-    this.inbuf[fd] = null; // a partial request can never complete now
+    if (!(this.flags[fd]! & F_MORE)) this.inbuf[fd] = null; // a partial request can never complete now
     if (this.flags[fd]! & (F_BACKLOG | F_PENDING)) {
       this.flags[fd]! |= F_CLOSING;
       this.updateInterest(fd);
@@ -513,6 +571,7 @@ export class Reactor {
     this.outOff[fd] = 0;
     this.partialSince[fd] = 0;
     this.current--;
+    if (this.acceptPausedUntil !== 0) this.acceptPausedUntil = this.now; // an fd is free: accept at the end of this pass
   }
 
   private shutdownNow(): void {

@@ -37,11 +37,28 @@ const conn = new BlockingConn(service, new FeedResult(), row, {
 });
 port.postMessage({ type: 'ready' } satisfies FromConnThread);
 
-/** Leave the pool, unless the acceptor claimed this thread in the meantime (then its fd is on the way). */
+/** Leave the pool (on stop), unless the acceptor claimed this thread in the meantime (then its fd is on the way). */
 function tryExit(): boolean {
   if (Atomics.compareExchange(ctl, I_STATE, ST_IDLE, ST_EXITING) !== ST_IDLE) return false;
   Atomics.sub(ctl, C_IDLE, 1);
   return true;
+}
+
+/**
+ * Leave after an idle timeout, but only while more than `spare` threads are idle. Idle threads time
+ * out together, so "check C_IDLE, then leave" would let all of them go: each one first takes one
+ * departure off C_IDLE with a CAS (never below spare), then takes itself out of the pool.
+ */
+function tryRetire(): boolean {
+  for (;;) {
+    const idle = Atomics.load(ctl, C_IDLE);
+    if (idle <= d.spare) return false;
+    if (Atomics.compareExchange(ctl, C_IDLE, idle, idle - 1) !== idle) continue;
+    if (Atomics.compareExchange(ctl, I_STATE, ST_IDLE, ST_EXITING) === ST_IDLE) return true;
+    // The acceptor claimed this thread meanwhile (and took it off C_IDLE itself): give the departure back.
+    Atomics.add(ctl, C_IDLE, 1);
+    return false;
+  }
 }
 
 for (;;) {
@@ -51,7 +68,7 @@ for (;;) {
     // Park until the acceptor stores an fd in our cell (a futex wait, as a pthread pool would).
     const w = Atomics.wait(ctl, I_FD, -1, d.idleMs);
     if (w === 'timed-out') {
-      if (Atomics.load(ctl, C_IDLE) > d.spare && tryExit()) break;
+      if (tryRetire()) break;
     } else row[ROW_WAKEUPS]!++;
     continue;
   }
