@@ -10,7 +10,7 @@ import { sampleTree, socketSlabBytes, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
 import { measureWindow, medianSample, rpsSpread, type LoadFn, type LoadOutcome } from './measure.js';
 import { peerByName } from './peers.js';
-import { buildPlan, type PlanOptions, type Step, type TargetSpec } from './plan.js';
+import { BLOCKING_ENGINES, buildPlan, type PlanOptions, type Step, type TargetSpec } from './plan.js';
 import { RESULTS_SCHEMA, type LabResults, type Machine, type Protocol, type Sample, type ScenarioResult, type Target } from './results.js';
 import { startEngine, startPeer, type Running } from './targets.js';
 
@@ -198,7 +198,8 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       // (the engines' own count is better: a thread engine opens fds per thread too). Taken before the
       // load starts, or early connections would count as the baseline.
       const base0 = (await srv.engineStats())?.connections.current ?? null;
-      const holdS = Math.max(3, n / 2000 + 2.5);
+      // Thread- and process-per-connection engines start one isolate per connection (~65-100 ms of CPU each).
+      const holdS = Math.max(3, n / 2000 + 2.5) + (BLOCKING_ENGINES.includes(step.target.name) ? n / 12 : 0);
       const loadDone: Promise<LoadOutcome> = o.load({ url: srv.url, protocol: step.protocol, connections: n, pipeline: 1, durationS: holdS, cpu: o.clientCpu, mode: 'hold' });
       // Wait until the server holds them all (its fd count grows by one per connection), or the hold ends.
       let finished = false;
