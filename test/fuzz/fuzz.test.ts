@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { checkOne, corpus, run, save, targets, type FuzzTarget } from './lib.js';
 
 const MS = Number(process.env.IOLAB_FUZZ_MS ?? 2000);
-/** Per input: generous (a shared, loaded machine), yet far below what a quadratic blow-up costs. */
+/** CPU ms per input: generous, yet far below what a quadratic blow-up costs. */
 const MAX_INPUT_MS = 250;
 
 const all = await targets();

@@ -12,7 +12,8 @@
  *  - depend on bytes outside [start, end) or on where the input sits in its Buffer (the same input
  *    at an offset, between junk, must parse identically);
  *  - call a prefix of a complete message complete (a split read must only ever look incomplete);
- *  - take long: each input is timed, and a slow one is re-timed before it counts (GC pauses).
+ *  - take long: each input's CPU time is measured (not wall time: on a loaded machine a process may
+ *    wait for a CPU far longer than it runs), and a slow one is re-timed before it counts (GC).
  * A failing input is a finding; callers save it under test/fuzz/corpus/<target>/, and the CI test
  * replays every saved input as a regression case.
  */
@@ -409,17 +410,18 @@ export interface Finding {
   input: Buffer;
 }
 
-/** Check one input, timed: a throw is a crash; a run over `maxMs` (still over it on 2 of 3 retries) is slow. */
+/** Check one input, timed: a throw is a crash; CPU time over `maxMs` (still over it on 2 retries) is slow. */
 export function checkOne(t: FuzzTarget, input: Buffer, seed: number, maxMs: number): Finding | null {
   const once = (): number => {
-    const t0 = performance.now();
+    const c0 = process.cpuUsage();
     t.check(input, new Rng(seed));
-    return performance.now() - t0;
+    const d = process.cpuUsage(c0);
+    return (d.user + d.system) / 1000;
   };
   try {
     let ms = once();
     if (ms > maxMs) ms = Math.min(ms, once(), once()); // a GC pause or a busy machine, not the parser?
-    if (ms > maxMs) return { target: t.name, kind: 'slow', message: `${ms.toFixed(1)} ms for ${input.length} bytes (bound ${maxMs} ms)`, input };
+    if (ms > maxMs) return { target: t.name, kind: 'slow', message: `${ms.toFixed(1)} ms of CPU for ${input.length} bytes (bound ${maxMs} ms)`, input };
     return null;
   } catch (e) {
     const msg = e instanceof Violation ? `contract: ${e.message}` : `threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
