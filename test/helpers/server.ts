@@ -43,7 +43,8 @@ export async function startServer(args: string[]): Promise<Served> {
     stop: async () => {
       if (child.exitCode !== null) return child.exitCode;
       child.kill('SIGTERM');
-      const k = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      // Generous: a thread-per-connection engine terminates an isolate per thread, slow on a loaded machine.
+      const k = setTimeout(() => child.kill('SIGKILL'), 20_000);
       const code = await exited;
       clearTimeout(k);
       return code;
