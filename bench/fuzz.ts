@@ -125,8 +125,9 @@ async function main(): Promise<void> {
     for (const r of reports) {
       process.stdout.write(
         `${r.target.padEnd(14)} ${r.seconds.toFixed(0).padStart(5)} s  ${String(r.execs).padStart(10)} inputs  ` +
-          `${Math.round(r.execs / r.seconds).toString().padStart(7)}/s  heap after GC ${r.heapFirstMb.toFixed(1)} -> ${r.heapLastMb.toFixed(1)} MB ` +
-          `(max ${r.heapMaxMb.toFixed(1)})  findings: ${r.findings.length}\n`,
+          `${Math.round(r.execs / r.seconds).toString().padStart(7)}/s  ` +
+          (r.heapMaxMb > 0 ? `heap after GC ${r.heapFirstMb.toFixed(1)} -> ${r.heapLastMb.toFixed(1)} MB (max ${r.heapMaxMb.toFixed(1)})` : `heap not sampled (runs under ${WARMUP_MS / 1000} s)`) +
+          `  findings: ${r.findings.length}\n`,
       );
       for (const f of r.findings) process.stdout.write(`  ${f.kind}: ${f.message.split('\n')[0]}\n    saved: ${f.saved}\n`);
     }
