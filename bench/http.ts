@@ -7,10 +7,9 @@
  *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--json]
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { peerByName } from '../src/lab/peers.js';
+import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort } from './lib/util.js';
 
@@ -59,40 +58,17 @@ const servers: Server[] = [
   },
 ];
 
-if (has('nginx') || has('/usr/sbin/nginx')) {
+// nginx from the lab's peer config (one worker, epoll, the hello body from memory): one config for every bench.
+const nginxPeer = peerByName('nginx')!;
+if (nginxPeer.binary()) {
   servers.push({
     name: 'nginx (1 worker)',
     async start() {
-      const port = await freePort();
-      const dir = mkdtempSync(join(tmpdir(), 'iolab-nginx-'));
-      writeFileSync(
-        join(dir, 'nginx.conf'),
-        `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server {
-    listen 127.0.0.1:${port};
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-`,
-      );
-      const bin = has('nginx') ? 'nginx' : '/usr/sbin/nginx';
-      const child = spawnPinned(SCPU, bin, ['-c', join(dir, 'nginx.conf'), '-p', dir]);
-      await waitPort(port);
-      // cpuSeconds() sums the tree: the master and its worker (which does the serving).
-      return { port, child, pids: () => [child.pid!], cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+      const r = await startPeer(nginxPeer, Number(SCPU));
+      return { port: r.port, child: r.child, pids: () => [r.pid], cleanup: () => void r.stop() };
     },
   });
-} else {
-  process.stderr.write('nginx not installed (apt-get install nginx-light): skipping the nginx row\n');
-}
+} else process.stderr.write('nginx not installed (apt-get install nginx-light): skipping the nginx row\n');
 
 function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: string }> {
   return new Promise((resolve, reject) => {

@@ -11,12 +11,14 @@
  *
  *   node dist/bench/load-vs-wrk.js [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only nginx] [--json]
  */
+import { peerByName } from '../src/lab/peers.js';
+import { startPeer } from '../src/lab/targets.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort } from './lib/util.js';
+import { CLI, has, median, reapOnExit, spawnPinned, startIolab, stop } from './lib/util.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,35 +56,14 @@ const servers: Server[] = [
     },
   },
 ];
-const nginx = has('nginx') ? 'nginx' : has('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null;
-if (nginx) {
+// nginx from the lab's peer config (one worker, epoll, the hello body from memory): one config for every bench.
+const nginxPeer = peerByName('nginx')!;
+if (nginxPeer.binary()) {
   servers.push({
     name: 'nginx (1 worker)',
     async start() {
-      const port = await freePort();
-      const dir = mkdtempSync(join(tmpdir(), 'iolab-nginx-'));
-      // As bench/http.ts: one worker, no access log, keep-alive for the whole run.
-      writeFileSync(
-        join(dir, 'nginx.conf'),
-        `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server {
-    listen 127.0.0.1:${port};
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-`,
-      );
-      const child = spawnPinned(SCPU, nginx, ['-c', join(dir, 'nginx.conf'), '-p', dir]);
-      await waitPort(port);
-      return { port, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+      const r = await startPeer(nginxPeer, Number(SCPU));
+      return { port: r.port, child: r.child, cleanup: () => void r.stop() };
     },
   });
 } else process.stderr.write('nginx not installed (apt-get install nginx-light): skipping the nginx row\n');
