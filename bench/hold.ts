@@ -1,166 +1,253 @@
 /**
- * Hold N concurrent connections (default 100,000) to an iolab epoll server for 30 s, multi-process on
- * both sides, and print how many were held, the failures, and the server's RSS.
+ * C100K and beyond: hold N concurrent connections (default 100,000) to an iolab epoll or io_uring
+ * server for --duration seconds (default 30), multi-process on both sides, and print how many were
+ * held, the failures by cause, the server's RSS and the machine's memory per connection. With a list
+ * (`--connections 100000,200000,300000`) the counts run in order and the script stops at the first one
+ * that is not held, or that the memory guard stops, and prints the most reached and what limited it.
  *
  * Why several server processes: the open-file limit here is 20000 per process, and `iolab serve
  * --workers N` runs N loops as threads of ONE process (one fd table, one limit). So this script
- * starts S epoll servers as separate processes that share ONE port through SO_REUSEPORT (the
- * engines' own `reusePort` option, which `iolab serve` does not expose for a single loop), and the
- * kernel spreads the connections over them. The client is `iolab load hold` with enough processes
- * (auto: ~19k connections each) and source addresses spread over 127.0.0.1-127.0.0.N (auto: ~6k
- * per source): one (source, destination) pair has only ~28k ephemeral ports, and connect() slows to
- * a crawl well before that (see CONNS_PER_SOURCE in src/loadgen/options.ts).
+ * starts S server processes (auto: one per 17k connections) that share ONE port through SO_REUSEPORT
+ * (the engines' own `reusePort` option; bench/lib/server-group.ts), and the kernel spreads the
+ * connections over them. The client is `iolab load hold` with one process per ~19k connections and
+ * source addresses spread over 127.0.0.1-127.0.0.K (~6k per source): one (source, destination) pair
+ * has only ~28k ephemeral ports, and connect() slows to a crawl well before that (CONNS_PER_SOURCE
+ * in src/loadgen/options.ts). Each connection costs one fd on each side, so N connections take
+ * S + ceil(N / 19000) processes: 100k -> 6 + 6, 200k -> 12 + 11.
  *
- *   node dist/bench/hold.js [--connections 100000] [--servers 6] [--connect-rate 10000] [--duration 30] [--interval 0] [--json]
+ * Memory guard: before each count the script estimates the machine's memory at that count (from the
+ * previous count's measured cost per connection, or 16 KB per connection at first) and does not
+ * start it past --max-memory (default 50% of RAM); while connecting and holding it stops the run as
+ * soon as the machine's used memory (MemTotal - MemAvailable) passes that share.
+ *
+ * Servers are pinned to --server-cpus (default 0), the load to --client-cpus (default 1).
+ *
+ *   npm run bench:hold -- [--engine epoll|io_uring] [--connections 100000[,200000,...]] [--servers S]
+ *     [--connect-rate 10000] [--duration 30] [--interval 0] [--runs 1] [--max-memory 0.5] [--json]
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { CLI, freePort, reapOnExit, rssBytes, tcpMemBytes } from './lib/util.js';
+import { spawnChild, stopChild } from '../src/lab/children.js';
+import { gb, memInfo } from '../src/lab/guard.js';
 import { processTree } from '../src/probe/index.js';
+import { CLI, rssBytes, sleep, tcpMemBytes } from './lib/util.js';
+import { CONNS_PER_SERVER, startServerGroup } from './lib/server-group.js';
 
 const { values } = parseArgs({
   options: {
+    engine: { type: 'string', default: 'epoll' },
     connections: { type: 'string', default: '100000' },
     servers: { type: 'string' },
     'connect-rate': { type: 'string', default: '10000' },
     duration: { type: 'string', default: '30' },
     interval: { type: 'string', default: '0' },
+    runs: { type: 'string', default: '1' },
     app: { type: 'string', default: 'hello' },
-    'serve-child': { type: 'string' },
+    'server-cpus': { type: 'string', default: '0' },
+    'client-cpus': { type: 'string', default: '1' },
+    'max-memory': { type: 'string', default: '0.5' },
     json: { type: 'boolean', default: false },
   },
 });
+const ENGINE = values.engine!;
+if (ENGINE !== 'epoll' && ENGINE !== 'io_uring') {
+  process.stderr.write(`bench:hold: --engine is epoll or io_uring (got ${JSON.stringify(ENGINE)})\n`);
+  process.exit(2);
+}
+const COUNTS = values.connections!.split(',').map((s) => Math.round(Number(s.replace(/k$/i, '')) * (/k$/i.test(s) ? 1000 : 1)));
+if (COUNTS.some((n) => !(n > 0))) {
+  process.stderr.write(`bench:hold: --connections takes counts like 100000 or 100k,200k (got ${values.connections})\n`);
+  process.exit(2);
+}
+const HOLD_S = Number(values.duration), RUNS = Number(values.runs), MAX_MEM = Number(values['max-memory']);
+const RATE = Number(values['connect-rate']);
+/** First guess of the machine's memory per held connection (both ends, kernel and user), until one is measured. */
+const FIRST_GUESS_PER_CONN = 16 * 1024;
 
-// ---- server child: one epoll loop on the shared port ----
-if (values['serve-child'] !== undefined) {
-  const { createEngine, engineOptions } = await import('../src/engines/index.js');
-  const { raiseNofile } = await import('../src/sys/index.js');
-  raiseNofile();
-  const engine = await createEngine('epoll', engineOptions({ app: values.app!, port: Number(values['serve-child']), quiet: true }), { reusePort: true });
-  const at = await engine.start();
-  process.send!({ type: 'listening', port: at.port, engine: at.engine });
-  process.on('message', (m: { type: string }) => {
-    if (m.type === 'stats') void engine.stats().then((s) => process.send!({ type: 'stats', current: s.connections.current, peak: s.connections.peak, refused: s.connections.refused }));
-    else if (m.type === 'stop') void engine.stop().then(() => process.exit(0));
-  });
-  process.on('disconnect', () => process.exit(0));
-} else {
-  await main();
+const usedBytes = (): number => {
+  const m = memInfo();
+  return m.totalBytes - m.availableBytes;
+};
+const { totalBytes } = memInfo();
+const memLimit = totalBytes * MAX_MEM;
+
+interface Attempt {
+  engine: string;
+  connections: number;
+  serverProcesses: number;
+  clientProcesses: number;
+  sources: string;
+  held: number;
+  serverPeakConnections: number;
+  serverSecondsAtFullCount: number;
+  failures: number;
+  byErrno: Record<string, number>;
+  refused: number;
+  reset: number;
+  timeout: number;
+  lost: number;
+  connectSeconds: number;
+  heldSeconds: number;
+  serverRssBeforeMB: number;
+  serverRssPeakMB: number;
+  serverRssPerConnBytes: number;
+  clientRssPeakMB: number;
+  /** Machine memory (MemTotal - MemAvailable) per connection at the peak: both ends, kernel and user. */
+  machinePerConnBytes: number;
+  machineUsedPeakGB: number;
+  kernelTcpBufferMB: number;
+  ok: boolean;
+  /** Why it was not held (null when it was). */
+  limit: string | null;
+  samples: string[];
 }
 
-async function main(): Promise<void> {
-  const N = Number(values.connections);
-  const S = values.servers ? Number(values.servers) : Math.ceil(N / 17_000);
-  const HOLD_S = Number(values.duration);
-  const children: ChildProcess[] = [];
-  reapOnExit(() => children);
-  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-  const port = await freePort();
-  const self = fileURLToPath(import.meta.url);
-
-  type Stats = { current: number; peak: number; refused: number };
-  const servers: { child: ChildProcess; stats: () => Promise<Stats> }[] = [];
-  for (let i = 0; i < S; i++) {
-    const child = fork(self, ['--serve-child', String(port), '--app', values.app!], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-    children.push(child);
-    child.on('error', () => {}); // EPIPE from a send to a server that died: its exit says so
-    await new Promise<void>((resolve, reject) => {
-      child.once('message', (m: { type: string }) => (m.type === 'listening' ? resolve() : reject(new Error('server did not start'))));
-      child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-    });
-    servers.push({
-      child,
-      stats: () =>
-        new Promise<Stats>((resolve) => {
-          const on = (m: { type: string } & Stats): void => {
-            if (m.type !== 'stats') return;
-            child.off('message', on);
-            resolve(m);
-          };
-          child.on('message', on);
-          child.send({ type: 'stats' });
-        }),
-    });
-  }
-  const serverPids = servers.map((s) => s.child.pid!);
-  const serverRss = (): number => serverPids.reduce((a, p) => a + rssBytes(p), 0);
-  const allStats = async (): Promise<Stats> => {
-    const xs = await Promise.all(servers.map((s) => s.stats()));
-    return { current: xs.reduce((a, x) => a + x.current, 0), peak: xs.reduce((a, x) => a + x.peak, 0), refused: xs.reduce((a, x) => a + x.refused, 0) };
-  };
-  await sleep(1000); // JIT and first GC settle before the baseline
-  const rss0 = serverRss();
-  const tcp0 = tcpMemBytes();
-  process.stderr.write(`hold: ${S} epoll server processes on 127.0.0.1:${port} (SO_REUSEPORT), ${(rss0 / 1048576).toFixed(0)} MB RSS in total; opening ${N} connections at ${values['connect-rate']}/s, holding ${HOLD_S} s\n`);
-
-  const args = ['load', 'hold', `http://127.0.0.1:${port}/`, '-c', String(N), '--connect-rate', values['connect-rate']!, '-d', `${HOLD_S}s`, '--json', '--quiet', '--connect-timeout', '10s'];
-  if (Number(values.interval) > 0) args.push('--interval', `${values.interval}s`);
-  const client = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(client);
-  let out = '';
-  client.stdout!.on('data', (d: Buffer) => (out += d));
-  const clientDone = new Promise<number | null>((r) => client.on('exit', (c) => r(c)));
-
-  // Watch the servers while the client connects and holds.
-  let peakServer = 0, peakRss = rss0, peakClientRss = 0, heldSeconds = 0, lastTick = performance.now();
-  let finished = false;
-  void clientDone.then(() => (finished = true));
-  const t0 = performance.now();
-  while (!finished) {
-    await sleep(2000);
-    if (finished) break;
-    const st = await allStats();
-    const now = performance.now();
-    if (st.current >= N) heldSeconds += (now - lastTick) / 1000;
-    lastTick = now;
-    peakServer = Math.max(peakServer, st.current);
-    peakRss = Math.max(peakRss, serverRss());
-    peakClientRss = Math.max(peakClientRss, processTree(client.pid!).reduce((a, p) => a + rssBytes(p), 0));
-    process.stderr.write(`  ${((now - t0) / 1000).toFixed(0).padStart(3)} s: server holds ${st.current} (refused ${st.refused}), server RSS ${(serverRss() / 1048576).toFixed(0)} MB\n`);
-  }
-  const tcp1 = tcpMemBytes();
-  const code = await clientDone;
-  if (!out.trim()) throw new Error(`iolab load exited ${code} without a result`);
-  const r = JSON.parse(out) as {
-    ok: boolean; hold: { held: number; established: number; lost: number; refused: number; reset: number; timeout: number };
-    errors: { total: number; samples: string[] }; connectMs: number; durationMs: number; client: { processes: number }; settings: { sources: string[] };
-  };
-  for (const s of servers) s.child.send({ type: 'stop' });
-  await sleep(500);
-
-  const result = {
-    connections: N,
-    serverProcesses: S,
-    clientProcesses: r.client.processes,
-    sources: r.settings.sources,
-    held: r.hold.held,
-    established: r.hold.established,
-    failures: r.errors.total + r.hold.lost,
-    refused: r.hold.refused,
-    reset: r.hold.reset,
-    timeout: r.hold.timeout,
-    connectSeconds: r.connectMs / 1000,
-    heldSeconds: r.durationMs / 1000,
-    serverPeakConnections: peakServer,
-    serverSecondsAtFullCount: Math.round(heldSeconds),
-    serverRssBeforeMB: Math.round(rss0 / 1048576),
-    serverRssPeakMB: Math.round(peakRss / 1048576),
-    serverRssPerConnBytes: Math.round((peakRss - rss0) / N),
-    clientRssPeakMB: Math.round(peakClientRss / 1048576),
-    kernelTcpMemMB: Math.round(Math.max(0, tcp1 - tcp0) / 1048576),
-    clientExit: code,
-  };
-  if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  else {
-    process.stdout.write(
-      `\nheld ${result.held} of ${N} connections for ${result.heldSeconds.toFixed(1)} s (after ${result.connectSeconds.toFixed(1)} s connecting), ` +
-        `${result.failures} failures (refused ${result.refused}, reset ${result.reset}, timeout ${result.timeout})\n` +
-        `  client: ${result.clientProcesses} processes, sources ${result.sources.length > 0 ? `${result.sources[0]}-${result.sources[result.sources.length - 1]}` : 'default'}, peak RSS ${result.clientRssPeakMB} MB\n` +
-        `  server: ${S} epoll processes (SO_REUSEPORT), peak ${result.serverPeakConnections} connections, RSS ${result.serverRssBeforeMB} MB -> ${result.serverRssPeakMB} MB ` +
-        `(${result.serverRssPerConnBytes} B per connection)\n`,
+async function attempt(N: number): Promise<Attempt> {
+  const S = values.servers ? Number(values.servers) : Math.ceil(N / CONNS_PER_SERVER);
+  const group = await startServerGroup({ engine: ENGINE, app: values.app!, processes: S, cpus: values['server-cpus']!, idleTimeoutMs: 3_600_000 });
+  let client: ChildProcess | null = null;
+  try {
+    await sleep(1000); // JIT and first GC settle before the baseline
+    const rss0 = group.rssBytes();
+    const tcp0 = tcpMemBytes();
+    const used0 = usedBytes();
+    process.stderr.write(
+      `hold: ${S} ${group.ran} server processes on 127.0.0.1:${group.port} (SO_REUSEPORT), ${(rss0 / 1048576).toFixed(0)} MB RSS in total; ` +
+        `opening ${N} connections at ${RATE}/s, holding ${HOLD_S} s; machine ${gb(used0)} used of ${gb(totalBytes)}, guard at ${gb(memLimit)}\n`,
     );
-    for (const s of r.errors.samples) process.stdout.write(`  e.g. ${s}\n`);
+    const args = [CLI, 'load', 'hold', `http://127.0.0.1:${group.port}/`, '-c', String(N), '--connect-rate', String(RATE), '-d', `${HOLD_S}s`,
+      '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!];
+    if (Number(values.interval) > 0) args.push('--interval', `${values.interval}s`);
+    client = spawnChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    client.stdout!.on('data', (d: Buffer) => (out += d));
+    const clientDone = new Promise<number | null>((r) => client!.once('exit', (c) => r(c)));
+
+    // Watch both sides while the client connects and holds; the memory guard acts here.
+    let peakServer = 0, peakRss = rss0, peakClientRss = 0, peakUsed = used0, heldSeconds = 0, lastTick = performance.now();
+    let finished = false, guard: string | null = null, serversDown = 0;
+    void clientDone.then(() => (finished = true));
+    const t0 = performance.now();
+    let lastPrint = 0;
+    while (!finished) {
+      await Promise.race([sleep(500), clientDone]);
+      if (finished) break;
+      const used = usedBytes();
+      peakUsed = Math.max(peakUsed, used);
+      if (used > memLimit) {
+        guard = `memory guard: machine at ${gb(used)} used, past ${Math.round(MAX_MEM * 100)}% of ${gb(totalBytes)}`;
+        await stopChild(client, 'SIGKILL', 100);
+        break;
+      }
+      const now = performance.now();
+      if (now - lastPrint < 2000) continue;
+      lastPrint = now;
+      const st = await group.stats();
+      serversDown = S - st.alive;
+      if (st.current >= N) heldSeconds += (now - lastTick) / 1000;
+      lastTick = now;
+      peakServer = Math.max(peakServer, st.current);
+      peakRss = Math.max(peakRss, group.rssBytes());
+      peakClientRss = Math.max(peakClientRss, processTree(client.pid!).reduce((a, p) => a + rssBytes(p), 0));
+      process.stderr.write(
+        `  ${((now - t0) / 1000).toFixed(0).padStart(3)} s: server holds ${st.current} (refused ${st.refused}${serversDown ? `, ${serversDown} server processes gone` : ''}), ` +
+          `server RSS ${(group.rssBytes() / 1048576).toFixed(0)} MB, machine ${gb(used)} used\n`,
+      );
+    }
+    const tcp1 = tcpMemBytes();
+    const code = await clientDone;
+    const base = {
+      engine: group.ran, connections: N, serverProcesses: S, serverPeakConnections: peakServer, serverSecondsAtFullCount: Math.round(heldSeconds),
+      serverRssBeforeMB: Math.round(rss0 / 1048576), serverRssPeakMB: Math.round(peakRss / 1048576), serverRssPerConnBytes: Math.round((peakRss - rss0) / Math.max(1, peakServer)),
+      clientRssPeakMB: Math.round(peakClientRss / 1048576), machinePerConnBytes: Math.round((peakUsed - used0) / Math.max(1, peakServer)),
+      machineUsedPeakGB: Math.round((peakUsed / 2 ** 30) * 10) / 10, kernelTcpBufferMB: Math.round(Math.max(0, tcp1 - tcp0) / 1048576),
+    };
+    if (guard !== null || !out.trim()) {
+      return {
+        ...base, clientProcesses: 0, sources: '', held: 0, failures: 0, byErrno: {}, refused: 0, reset: 0, timeout: 0, lost: 0, connectSeconds: 0, heldSeconds: 0,
+        ok: false, limit: guard ?? `iolab load exited ${code} without a result`, samples: [],
+      };
+    }
+    const r = JSON.parse(out) as {
+      ok: boolean; hold: { held: number; established: number; lost: number; refused: number; reset: number; timeout: number };
+      errors: { total: number; samples: string[]; byErrno: Record<string, number> }; connectMs: number; durationMs: number;
+      client: { processes: number }; settings: { sources: string[] };
+    };
+    const failures = r.errors.total + r.hold.lost;
+    const ok = r.hold.held >= N && failures === 0 && serversDown === 0;
+    const src = r.settings.sources;
+    return {
+      ...base,
+      clientProcesses: r.client.processes,
+      sources: src.length > 0 ? `${src[0]}-${src[src.length - 1]} (${src.length})` : 'default',
+      held: r.hold.held, failures, byErrno: r.errors.byErrno, refused: r.hold.refused, reset: r.hold.reset, timeout: r.hold.timeout, lost: r.hold.lost,
+      connectSeconds: r.connectMs / 1000, heldSeconds: r.durationMs / 1000,
+      ok, limit: ok ? null : explain(r, serversDown, S), samples: r.errors.samples,
+    };
+  } finally {
+    if (client) await stopChild(client, 'SIGKILL', 100);
+    await group.stop();
   }
-  if (result.held < N || result.failures > 0) process.exitCode = 1;
 }
+
+/** Name what stopped a count from being held, from the errno the client saw most. */
+function explain(r: { hold: { held: number; lost: number }; errors: { byErrno: Record<string, number> } }, serversDown: number, S: number): string {
+  if (serversDown > 0) return `${serversDown} of ${S} server processes died (see their stderr above)`;
+  const top = Object.entries(r.errors.byErrno).sort((a, b) => b[1] - a[1])[0];
+  const why: Record<string, string> = {
+    EADDRNOTAVAIL: 'ephemeral ports: a source address ran out of local ports (more --sources, or a wider ip_local_port_range)',
+    EMFILE: 'open files per process (RLIMIT_NOFILE): more processes on that side',
+    ENFILE: 'open files system-wide (fs.file-max)',
+    ETIMEDOUT: 'connects timed out: the accept queue overflowed (SYNs dropped) or the machine was too busy to answer in 10 s; a lower --connect-rate',
+    ECONNREFUSED: 'connection refused: the listen backlog overflowed or a server went away',
+    ECONNRESET: 'connections reset by the server',
+    ENOMEM: 'kernel memory (ENOMEM)',
+    ENOBUFS: 'kernel buffers (ENOBUFS)',
+  };
+  if (top) return `${top[1]} x ${top[0]}: ${why[top[0]] ?? 'see the samples'}`;
+  if (r.hold.lost > 0) return `${r.hold.lost} connections lost during the hold`;
+  return `held ${r.hold.held}: see the samples`;
+}
+
+const attempts: Attempt[] = [];
+let stoppedBy: string | null = null;
+let perConnGuess = FIRST_GUESS_PER_CONN;
+outer: for (const N of COUNTS) {
+  const estimate = usedBytes() + N * perConnGuess;
+  if (estimate > memLimit) {
+    stoppedBy = `${N} not attempted: at ~${(perConnGuess / 1024).toFixed(1)} KB per connection it would need ~${gb(estimate)}, past the ${gb(memLimit)} guard`;
+    break;
+  }
+  for (let k = 0; k < RUNS; k++) {
+    const a = await attempt(N);
+    attempts.push(a);
+    if (a.machinePerConnBytes > 0) perConnGuess = Math.max(perConnGuess * 0.5, a.machinePerConnBytes * 1.2);
+    process.stderr.write(`  ${N}: ${a.ok ? 'held' : `NOT held (${a.limit})`}\n`);
+    if (!a.ok) {
+      stoppedBy = `${N}: ${a.limit}`;
+      break outer;
+    }
+    // The kernel frees 100k+ sockets (and the client's TIME_WAIT entries, to another port than the next
+    // count's) over a moment after the processes exit; start the next count on a quieter machine.
+    await sleep(3000);
+  }
+}
+
+const reached = Math.max(0, ...attempts.filter((a) => a.ok).map((a) => a.connections));
+if (values.json) process.stdout.write(JSON.stringify({ engine: ENGINE, holdSeconds: HOLD_S, connectRate: RATE, reached, stoppedBy, attempts }, null, 2) + '\n');
+else {
+  process.stdout.write(`\n${ENGINE}: hold ${HOLD_S} s after connecting at ${RATE}/s; servers on CPU ${values['server-cpus']}, load on CPU ${values['client-cpus']}\n`);
+  for (const a of attempts) {
+    process.stdout.write(
+      `\n${a.connections} connections (${a.engine}): ${a.ok ? 'HELD' : 'NOT HELD'}: held ${a.held} for ${a.heldSeconds.toFixed(1)} s (after ${a.connectSeconds.toFixed(1)} s connecting), ` +
+        `${a.failures} failures (refused ${a.refused}, reset ${a.reset}, timeout ${a.timeout}, lost ${a.lost})${a.limit ? `\n  limit: ${a.limit}` : ''}\n` +
+        `  client: ${a.clientProcesses} processes, sources ${a.sources}, peak RSS ${a.clientRssPeakMB} MB\n` +
+        `  server: ${a.serverProcesses} processes (SO_REUSEPORT), peak ${a.serverPeakConnections} connections (${a.serverSecondsAtFullCount} s at the full count), ` +
+        `RSS ${a.serverRssBeforeMB} MB -> ${a.serverRssPeakMB} MB (${a.serverRssPerConnBytes} B per connection)\n` +
+        `  machine: ${a.machineUsedPeakGB} GB used at the peak, ${(a.machinePerConnBytes / 1024).toFixed(1)} KB per connection (both ends, kernel + user), TCP buffers ${a.kernelTcpBufferMB} MB\n`,
+    );
+    for (const s of a.samples) process.stdout.write(`  e.g. ${s}\n`);
+  }
+  process.stdout.write(`\nmost held: ${reached > 0 ? reached : 'none'}${stoppedBy ? `; stopped at ${stoppedBy}` : '; every count asked for was held'}\n`);
+}
+if (attempts.length === 0 || !attempts[0]!.ok) process.exitCode = 1;

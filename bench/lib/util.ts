@@ -106,3 +106,5 @@ export function reapOnExit(children: () => ChildProcess[]): void {
     process.exit(130);
   });
 }
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
