@@ -5,10 +5,10 @@ import { createEcho } from './echo.js';
 import { createHello } from './hello.js';
 import type { App } from './types.js';
 
-export const BUILTIN_APPS = ['hello', 'echo', 'kv'] as const;
+export const BUILTIN_APPS = ['hello', 'echo', 'kv', 'static[:DIR]'] as const;
 
 export function isBuiltinApp(spec: string): boolean {
-  return (BUILTIN_APPS as readonly string[]).includes(spec);
+  return spec === 'hello' || spec === 'echo' || spec === 'kv' || spec === 'static' || spec.startsWith('static:');
 }
 
 /**
@@ -24,6 +24,8 @@ export async function loadApp(spec: string): Promise<App> {
     case 'kv':
       return (await import('./kv.js')).createKv();
   }
+  // `static` serves the current directory, `static:DIR` that one (DIR resolved against the cwd).
+  if (spec === 'static' || spec.startsWith('static:')) return (await import('./static.js')).createStatic(spec.length > 7 ? spec.slice(7) : '.');
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(resolve(spec)).href)) as Record<string, unknown>;

@@ -15,6 +15,8 @@ import { parseCommand } from '../protocols/resp/server.js';
 import { writeError as writeRespError } from '../protocols/resp/encode.js';
 import { DEFAULT_RESP_LIMITS, type RespLimits } from '../protocols/resp/types.js';
 import { nanosleep } from '../sys/process.js';
+import * as ffi from '../sys/ffi.js';
+import type { FileSend } from '../sys/file.js';
 import type { App, HttpApp, RespApp } from './types.js';
 import type { WorkSpec } from './work.js';
 
@@ -48,6 +50,17 @@ export class FeedResult {
    * leaves feeding unbounded for engines that do not.
    */
   maxOut = Infinity;
+  /**
+   * A file body to send after `out` (a response with `file`, apps/static.ts); feed() stopped after
+   * that response, and `more` says whether input is left. The engine owns the fd now: it sends the
+   * bytes (engines/filebody.ts) and closes it, also if the connection dies first.
+   */
+  file: FileSend | null = null;
+  /**
+   * Set once by an engine that sends file bodies itself. Otherwise feed() copies the file into `out`
+   * (pread), which is correct everywhere but holds the whole file in memory for a moment.
+   */
+  acceptsFile = false;
 
   reset(): void {
     this.next = 0;
@@ -55,6 +68,7 @@ export class FeedResult {
     this.requests = 0;
     this.pending = null;
     this.more = false;
+    this.file = null;
   }
 }
 
@@ -84,6 +98,11 @@ export interface ServiceOptions {
   stallMs?: number | null;
   /** Called (rate-limited by the caller) when a stall is seen. */
   onStall?: (route: string, ms: number) => void;
+  /**
+   * File bodies: true (default) sends them with sendfile(2) (zero-copy, nginx's `sendfile on`), false
+   * copies them through user space with pread(2) + write(2), to measure what the copy costs.
+   */
+  sendfile?: boolean;
 }
 
 export interface Service {
@@ -92,6 +111,8 @@ export interface Service {
   /** Set by the engine when shutting down: HTTP answers carry `Connection: close`, then the connection closes. */
   draining: boolean;
   readonly stalls: StallStats;
+  /** How engines send file bodies: sendfile(2) (true) or pread(2) + write(2) (false). ServiceOptions.sendfile. */
+  readonly sendfile: boolean;
   feed(buf: Buffer, start: number, end: number, out: OutBuf, r: FeedResult): void;
   /** The answer to a connection over the connection cap (HTTP 503, RESP `-ERR max number of clients reached`). */
   refuse(out: OutBuf): void;
@@ -134,15 +155,16 @@ export function createService(app: App, opts: ServiceOptions = {}): Service {
   };
   switch (app.protocol) {
     case 'http':
-      return httpService(app, { ...DEFAULT_HTTP_LIMITS, ...opts.http }, opts.work ?? null, stallMs, stalls, noteStall);
+      return httpService(app, { ...DEFAULT_HTTP_LIMITS, ...opts.http }, opts.work ?? null, stallMs, stalls, noteStall, opts.sendfile ?? true);
     case 'resp':
-      return respService(app, { ...DEFAULT_RESP_LIMITS, ...opts.resp }, opts.work ?? null, stallMs, stalls, noteStall);
+      return respService(app, { ...DEFAULT_RESP_LIMITS, ...opts.resp }, opts.work ?? null, stallMs, stalls, noteStall, opts.sendfile ?? true);
     case 'echo':
       return {
         protocol: 'echo',
         app,
         draining: false,
         stalls,
+        sendfile: opts.sendfile ?? true,
         refuse: refuseWith('echo'),
         timeout: timeoutWith('echo'),
         feed(buf, start, end, out, r) {
@@ -157,12 +179,13 @@ export function createService(app: App, opts: ServiceOptions = {}): Service {
 
 type NoteStall = (route: string, ms: number) => void;
 
-function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall): Service {
+function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall, sendfile: boolean): Service {
   const svc: Service = {
     protocol: 'http',
     app,
     draining: false,
     stalls,
+    sendfile,
     refuse: refuseWith('http'),
     timeout: timeoutWith('http'),
     feed(buf, start, end, out, r) {
@@ -196,7 +219,22 @@ function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, st
           break;
         }
         r.requests++;
-        writeResponse(out, res, { keepAlive, head, versionMinor: req.versionMinor });
+        if (res.file !== undefined) {
+          const opts = { keepAlive, head, versionMinor: req.versionMinor };
+          if (writeFileResponse(out, res, opts, r.acceptsFile ? r : null) === FILE_LOST) {
+            r.close = true; // the file ended before its Content-Length: the framing cannot be kept
+            pos = end;
+            break;
+          }
+          if (r.file !== null) {
+            // The engine sends the file after `out`; what follows waits for it (FeedResult.file).
+            if (!keepAlive) {
+              r.close = true;
+              pos = end;
+            } else if (pos < end) r.more = true;
+            break;
+          }
+        } else writeResponse(out, res, { keepAlive, head, versionMinor: req.versionMinor });
         if (!keepAlive) {
           r.close = true;
           pos = end; // anything pipelined after a closing request is discarded, as nginx does
@@ -224,10 +262,51 @@ function httpService(app: HttpApp, limits: HttpLimits, work: WorkSpec | null, st
     // Shutdown may have begun while the handler ran: that reply must carry Connection: close too.
     if (svc.draining) keepAlive = false;
     const o = new OutBuf(256);
-    writeResponse(o, res, { keepAlive, head, versionMinor: req.versionMinor });
+    const opts = { keepAlive, head, versionMinor: req.versionMinor };
+    if (res.file !== undefined) {
+      if (writeFileResponse(o, res, opts, null) === FILE_LOST) keepAlive = false;
+    } else writeResponse(o, res, opts);
     return { bytes: o.take(), close: !keepAlive };
   }
   return svc;
+}
+
+const FILE_OK = 0, FILE_LOST = 1;
+
+/**
+ * The head of a response with a file body, then: with `r`, hand the file to the engine (r.file);
+ * without, copy it into `out` here (pread). Always leaves the fd closed or owned by the engine.
+ * FILE_LOST: the file came up short of the Content-Length already written (truncated meanwhile).
+ */
+function writeFileResponse(out: OutBuf, res: HttpResponse, opts: { keepAlive: boolean; head: boolean; versionMinor: 0 | 1 }, r: FeedResult | null): number {
+  const f = res.file!;
+  const ok = Number.isInteger(f.fd) && f.fd >= 0 && Number.isSafeInteger(f.offset) && f.offset >= 0 && Number.isSafeInteger(f.length) && f.length >= 0;
+  if (!ok || res.body !== undefined) {
+    if (Number.isInteger(f.fd) && f.fd >= 0) ffi.close(f.fd);
+    writeResponse(out, { status: 500, headers: ERROR_500.headers, body: 'Internal Server Error: invalid file body\n' }, opts);
+    return FILE_OK;
+  }
+  writeResponse(out, res, opts);
+  const nobody = opts.head || f.length === 0 || res.status < 200 || res.status === 204 || res.status === 304;
+  if (nobody) {
+    ffi.close(f.fd);
+    return FILE_OK;
+  }
+  if (r !== null) {
+    r.file = { fd: f.fd, off: f.offset, end: f.offset + f.length };
+    return FILE_OK;
+  }
+  out.ensure(f.length);
+  let off = f.offset, left = f.length;
+  while (left > 0) {
+    const n = ffi.pread(f.fd, out.buf.subarray(out.len, out.len + left), left, off);
+    if (n <= 0) break;
+    out.len += n;
+    off += n;
+    left -= n;
+  }
+  ffi.close(f.fd);
+  return left === 0 ? FILE_OK : FILE_LOST;
 }
 
 const ERROR_500: HttpResponse = Object.freeze({ status: 500, headers: [['Content-Type', 'text/plain']] as const, body: 'Internal Server Error\n' });
@@ -240,7 +319,7 @@ function reportAppError(name: string, e: unknown): void {
   process.stderr.write(`iolab: app ${name} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
 }
 
-function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall): Service {
+function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, stallMs: number | null, stalls: StallStats, noteStall: NoteStall, sendfile: boolean): Service {
   // Active expiry, as Redis's serverCron does ~10 times a second. The timer is unref'd, so it never keeps
   // a process alive, and it runs whenever the engine's loop yields to Node's (every <= 50 ms).
   if (typeof app.sweep === 'function') setInterval(() => app.sweep!(), 100).unref();
@@ -249,6 +328,7 @@ function respService(app: RespApp, limits: RespLimits, work: WorkSpec | null, st
     app,
     draining: false,
     stalls,
+    sendfile,
     refuse: refuseWith('resp'),
     timeout: timeoutWith('resp'),
     feed(buf, start, end, out, r) {

@@ -36,6 +36,7 @@ program
   .option('--procs <n>', 'prefork: child processes, each serving one connection at a time (default 4)')
   .option('--work <spec>', 'simulated cost per request: blocking:1ms (nanosleep) or async:1ms (timer)')
   .option('--stall-ms <ms>', 'warn when one app call holds the event loop this long (0: off)', '5')
+  .option('--sendfile <on|off>', 'file bodies (--app static:DIR): on = sendfile(2), zero-copy; off = pread + write, copied through user space', 'on')
   .option('--max-header <bytes>', 'HTTP: largest header section before 431 (default 16384)')
   .option('--max-body <bytes>', 'HTTP: largest request body before 413 (default 1048576)')
   .option('--drain-ms <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish', '5000')

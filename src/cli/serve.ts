@@ -1,5 +1,6 @@
 /** `iolab serve`: run one engine with one app until Ctrl-C / SIGTERM, then drain and exit 0. */
 import { writeFileSync, renameSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createEngine, engineOptions } from '../engines/index.js';
 import { DEFAULT_LIMITS, type EngineStats } from '../engines/types.js';
 import { parseWork } from '../apps/work.js';
@@ -19,6 +20,7 @@ export interface ServeFlags {
   procs?: string;
   work?: string;
   stallMs: string;
+  sendfile?: string;
   maxHeader?: string;
   maxBody?: string;
   drainMs: string;
@@ -55,8 +57,11 @@ const PROTOCOL_URL: Record<string, string> = { http: 'http', resp: 'redis', echo
 export async function serve(f: ServeFlags): Promise<void> {
   const limits = raiseNofile();
   if (f.cpus) setAffinity(parseCpus(f.cpus));
+  if (f.sendfile !== undefined && f.sendfile !== 'on' && f.sendfile !== 'off') throw new UsageError('--sendfile is on or off');
+  // Threads and child processes load the app again: give them the directory as an absolute path.
+  const app = f.app.startsWith('static:') ? `static:${resolve(f.app.slice(7))}` : f.app;
   const opts = engineOptions({
-    app: f.app,
+    app,
     host: f.host,
     port: parseIntFlag('--port', f.port),
     workers: parseIntFlag('--workers', f.workers, 1),
@@ -73,6 +78,7 @@ export async function serve(f: ServeFlags): Promise<void> {
     service: {
       work: parseWork(f.work),
       stallMs: Number(f.stallMs) > 0 ? Number(f.stallMs) : null,
+      sendfile: f.sendfile !== 'off',
       http: {
         ...(f.maxHeader ? { maxHeaderBytes: parseIntFlag('--max-header', f.maxHeader, 256) } : {}),
         ...(f.maxBody ? { maxBody: parseIntFlag('--max-body', f.maxBody) } : {}),

@@ -15,6 +15,8 @@ export const SYSCALLS = [
   'prctl',
   // the load generator (loadgen/epoll-io.ts): a wait with a nanosecond timeout, for rate mode's schedule.
   'epoll_pwait2',
+  // files (apps/static.ts and engines' file bodies): open, size, and the copy or zero-copy send.
+  'openat', 'statx', 'pread64', 'splice',
 ] as const;
 export type SyscallName = (typeof SYSCALLS)[number];
 

@@ -171,6 +171,11 @@ const _sched_yield = libc.func('int sched_yield()');
 const _nanosleep = libc.func('int nanosleep(const void *, void *)');
 const _pipe2 = libc.func('int pipe2(void *, int)');
 const _open = libc.func('open', 'int', ['str', 'int', 'int']);
+const _openat = libc.func('openat', 'int', ['int', 'str', 'int', 'int']);
+const _pread = libc.func('intptr_t pread64(int, void *, size_t, int64_t)');
+// statx(2), not fstat: struct statx has one layout on every architecture (struct stat does not).
+const _statx = libc.func('int statx(int, const char *, int, unsigned int, void *)');
+const _splice = libc.func('intptr_t splice(int, void *, int, void *, size_t, unsigned int)');
 const _gettid = libc.func('int gettid()');
 // io_uring has no libc wrapper; syscall(2) is variadic, but its glibc implementation only shuffles
 // integer registers, so fixed prototypes per call shape are safe on x86_64 and aarch64 (libuv's
@@ -226,6 +231,13 @@ export let setrlimitRaw = cold('setrlimit', (res: number, val: Uint8Array): numb
 export let schedSetaffinityRaw = cold('sched_setaffinity', (pid: number, size: number, mask: Uint8Array): number =>
   _sched_setaffinity(pid, size, mask));
 export let pipe2Raw = cold('pipe2', (fds: Int32Array, flags: number): number => _pipe2(fds, flags));
+/** openat(2) returning -errno (a missing file is an answer, not an exception). */
+export let openat = hot('openat', (dirfd: number, path: string, flags: number, mode: number): number => _openat(dirfd, path, flags, mode));
+export let pread = hot('pread64', (fd: number, buf: Uint8Array, len: number, off: number): number => _pread(fd, buf, len, off));
+export let statx = hot('statx', (dirfd: number, path: string, flags: number, mask: number, out: Uint8Array): number =>
+  _statx(dirfd, path, flags, mask, out));
+export let splice = hot('splice', (fdIn: number, offIn: Ptr, fdOut: number, offOut: Ptr, len: number, flags: number): number =>
+  _splice(fdIn, offIn, fdOut, offOut, len, flags));
 export let open = cold('open', (path: string, flags: number, mode: number): number => _open(path, flags, mode));
 export let gettid = cold('gettid', (): number => _gettid());
 export let munmapRaw = cold('munmap', (addr: unknown, len: number): number => _munmap(addr, len));
@@ -273,7 +285,7 @@ const BINDINGS = {
   read, write, readv, writev, recv, send, accept4, connect, close, shutdown, epollCtl, epollWait, poll, select, sendfile,
   sched_yield, nanosleepRaw, io_uring_enter, io_uring_setup, io_uring_register, fcntl, getsockopt, socket, setsockopt,
   bind, listen, getsockname, getpeername, epollCreate1, eventfd, getrlimitRaw, setrlimitRaw, schedSetaffinityRaw,
-  pipe2Raw, open, gettid, munmapRaw, mmap, prctl, epollPwait2,
+  pipe2Raw, open, gettid, munmapRaw, mmap, prctl, epollPwait2, openat, pread, statx, splice,
 };
 type Bindings = typeof BINDINGS;
 /** The untraced bindings: what every export above is whenever tracing is off (tests compare against it). */
@@ -287,7 +299,8 @@ const SYSNAME: { readonly [K in keyof Bindings]: SyscallName } = {
   socket: 'socket', setsockopt: 'setsockopt', bind: 'bind', listen: 'listen', getsockname: 'getsockname',
   getpeername: 'getpeername', epollCreate1: 'epoll_create1', eventfd: 'eventfd', getrlimitRaw: 'getrlimit',
   setrlimitRaw: 'setrlimit', schedSetaffinityRaw: 'sched_setaffinity', pipe2Raw: 'pipe2', open: 'open', gettid: 'gettid',
-  munmapRaw: 'munmap', mmap: 'mmap', prctl: 'prctl', epollPwait2: 'epoll_pwait2',
+  munmapRaw: 'munmap', mmap: 'mmap', prctl: 'prctl', epollPwait2: 'epoll_pwait2', openat: 'openat', pread: 'pread64',
+  statx: 'statx', splice: 'splice',
 };
 
 function assign(b: Bindings): void {
@@ -299,7 +312,7 @@ function assign(b: Bindings): void {
   getsockname = b.getsockname; getpeername = b.getpeername; epollCreate1 = b.epollCreate1; eventfd = b.eventfd;
   getrlimitRaw = b.getrlimitRaw; setrlimitRaw = b.setrlimitRaw; schedSetaffinityRaw = b.schedSetaffinityRaw;
   pipe2Raw = b.pipe2Raw; open = b.open; gettid = b.gettid; munmapRaw = b.munmapRaw; mmap = b.mmap; prctl = b.prctl;
-  epollPwait2 = b.epollPwait2;
+  epollPwait2 = b.epollPwait2; openat = b.openat; pread = b.pread; statx = b.statx; splice = b.splice;
 }
 
 /**

@@ -7,3 +7,4 @@ export { check } from './ffi.js';
 export * from './socket.js';
 export * from './process.js';
 export * from './epoll.js';
+export * from './file.js';

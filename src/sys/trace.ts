@@ -343,6 +343,10 @@ const PRE: Partial<Record<SyscallName, Pre>> = {
   munmap: (x) => set(-1, num(x[1])),
   eventfd: (x) => set(-1, x[0], x[1]),
   open: (x) => set(-1, x[1]),
+  openat: (x) => set(-1, x[2]),
+  statx: (x) => set(x[0], x[3]),
+  pread64: (x) => set(x[0], x[2], x[3]),
+  splice: (x) => set(x[0], x[4], x[2]),
   prctl: (x) => set(-1, x[0], x[1]),
 };
 

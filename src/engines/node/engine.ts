@@ -18,6 +18,7 @@
  * `eagain`/`wakeups` are 0.
  */
 import http from 'node:http';
+import { closeSync, createReadStream } from 'node:fs';
 import net from 'node:net';
 import { loadApp } from '../../apps/index.js';
 import { createService, FEED_OUT_BOUND, FeedResult, type Deferred, type Service, type StallStats } from '../../apps/service.js';
@@ -365,10 +366,14 @@ export class NodeEngine implements Engine {
 
   /** Write `r` as the iolab encoder would: same status, body and Content-Length (none for 1xx/204/304). */
   private send(res: http.ServerResponse, r: HttpResponse, head: boolean, keepAlive: boolean): void {
-    if (res.destroyed || res.writableEnded) return;
+    if (res.destroyed || res.writableEnded) {
+      if (r.file !== undefined) closeSync(r.file.fd); // the response owns the fd
+      return;
+    }
     keepAlive &&= !this.draining; // an answer that finishes during the drain closes its connection
     const b = r.body;
-    const len = b === undefined ? 0 : typeof b === 'string' ? Buffer.byteLength(b, 'utf8') : b.length;
+    const file = r.file;
+    const len = file !== undefined ? file.length : b === undefined ? 0 : typeof b === 'string' ? Buffer.byteLength(b, 'utf8') : b.length;
     try {
       res.statusCode = r.status;
       for (const [name, value] of r.headers ?? []) if (!isFraming(name)) res.appendHeader(name, value);
@@ -378,9 +383,24 @@ export class NodeEngine implements Engine {
     } catch (e) {
       // Node rejects what the encoder turns into a 500 too (bad status, CR/LF in a header).
       for (const n of res.getHeaderNames()) res.removeHeader(n);
+      if (file !== undefined) closeSync(file.fd);
       const body = `Internal Server Error: ${e instanceof Error ? e.message : String(e)}\n`;
       res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...(keepAlive ? {} : { Connection: 'close' }) });
       res.end(head ? undefined : body);
+      this.requests++;
+      return;
+    }
+    if (file !== undefined) {
+      // Node has no sendfile: a file body is read into buffers and written, the way Node users do it.
+      if (head || bodyless(r.status) || len === 0) {
+        closeSync(file.fd);
+        res.end();
+      } else {
+        const rs = createReadStream('', { fd: file.fd, start: file.offset, end: file.offset + file.length - 1, autoClose: true });
+        rs.on('error', () => res.destroy());
+        res.on('close', () => rs.destroy());
+        rs.pipe(res);
+      }
       this.requests++;
       return;
     }

@@ -9,9 +9,10 @@
  * of Ctrl-C and of stop(). While an async handler is pending the loop waits at most 1 ms and
  * yields every turn so the handler's promise can settle.
  *
- * Connection state is a row across typed arrays (flags, interest mask, generation) plus two sparse
- * arrays of Buffers: `inbuf` (bytes of a partial request) and `outq` (bytes the socket would not
- * take). An idle connection holds neither, so it costs a few bytes of tables, no buffers.
+ * Connection state is a row across typed arrays (flags, interest mask, generation) plus sparse
+ * arrays: `inbuf` (bytes of a partial request), `outq` (bytes the socket would not take) and `files`
+ * (a file body still being sent, after `outq`). An idle connection holds none, so it costs a few
+ * bytes of tables, no buffers.
  */
 import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
@@ -19,11 +20,13 @@ import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, eagain, errnoName, ffi,
   SHUT_WR, getrlimit, setNoDelay, syscallCounts,
 } from '../../sys/index.js';
+import type { FileSend } from '../../sys/file.js';
 import type { ConnectionLimits, EngineStats } from '../types.js';
+import { COPY_CHUNK, FILE_BLOCKED, FILE_DONE, pumpFile } from '../filebody.js';
 import { HANGUP, READABLE, WRITABLE, type Poller } from './poller.js';
 
 const F_OPEN = 1;
-/** Output is backlogged: reading is paused until it drains (backpressure). */
+/** Output (`outq`, then a file body) is backlogged: reading is paused until it drains (backpressure). */
 const F_BACKLOG = 2;
 /** Close once the backlog (and any pending request) is done. */
 const F_CLOSING = 4;
@@ -73,6 +76,7 @@ export class Reactor {
   private readonly inbuf: (Buffer | null)[];
   private readonly outq: (Buffer | null)[];
   private readonly outOff: Int32Array;
+  private readonly files: (FileSend | null)[];
   /** When the held partial request began (header timeout; while lingering: when the linger began), when
    *  the connection last did anything (idle timeout; while lingering: last read), and when its backlog
    *  last moved (send timeout); ms on performance.now()'s clock. */
@@ -88,6 +92,9 @@ export class Reactor {
   private readonly rbuf = Buffer.allocUnsafe(READ_SIZE);
   private readonly out = new OutBuf(READ_SIZE);
   private readonly fr = new FeedResult();
+  /** pread() scratch for file bodies sent by copying (--sendfile off); allocated on first use. */
+  private copyBuf: Buffer | null = null;
+  private readonly sent = { n: 0 };
   private reserveFd: number;
   private pendingAsync = 0;
   /**
@@ -126,6 +133,7 @@ export class Reactor {
     this.quiet = opts.quiet;
     this.limits = opts.limits;
     this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: see F_MORE
+    this.fr.acceptsFile = true; // file bodies go out with sendfile(2), or pread + write, as the socket takes them
     // Rows for every fd this process may open: the hard RLIMIT_NOFILE bounds fd numbers.
     const cap = Math.min(getrlimit().hard, 1 << 21) + 16;
     this.flags = new Uint8Array(cap);
@@ -134,6 +142,7 @@ export class Reactor {
     this.inbuf = new Array<Buffer | null>(cap).fill(null);
     this.outq = new Array<Buffer | null>(cap).fill(null);
     this.outOff = new Int32Array(cap);
+    this.files = new Array<FileSend | null>(cap).fill(null);
     this.partialSince = new Float64Array(cap);
     this.activeAt = new Float64Array(cap);
     this.wroteAt = new Float64Array(cap);
@@ -218,7 +227,7 @@ export class Reactor {
         continue;
       }
       if (!(this.flags[fd]! & F_OPEN)) continue; // closed earlier in this batch
-      if (m & WRITABLE && this.outq[fd] !== null) this.onWritable(fd);
+      if (m & WRITABLE && this.flags[fd]! & F_BACKLOG) this.onWritable(fd);
       if (m & READABLE && this.flags[fd]! & F_OPEN && !(this.flags[fd]! & (F_BACKLOG | F_PENDING))) this.onReadable(fd, m);
     }
   }
@@ -346,13 +355,15 @@ export class Reactor {
       r.reset();
       this.service.feed(buf, start, end, this.out, r);
       this.requests += r.requests;
-      if (!r.more || r.close || r.pending !== null || this.out.len === 0) break;
-      // feed() stopped at its output bound with requests left: write, and go on while the socket takes
-      // it all; once it backlogs, the rest is held (F_MORE) and fed when the backlog drains.
-      this.send(fd, this.out.buf, this.out.len);
+      if (r.file === null && (!r.more || r.close || r.pending !== null || this.out.len === 0)) break;
+      // feed() stopped at its output bound, or after a response with a file body: write (the file
+      // after the head), and go on while the socket takes it all; once it backlogs, the rest is held
+      // (F_MORE) and fed when the backlog drains.
+      if (this.out.len > 0) this.send(fd, this.out.buf, this.out.len);
       this.out.reset();
+      if (r.file !== null) this.sendFile(fd, r.file);
       if (!(this.flags[fd]! & F_OPEN)) return;
-      if (this.flags[fd]! & F_BACKLOG) break;
+      if (this.flags[fd]! & F_BACKLOG || !r.more || r.close) break;
       start = r.next;
     }
     if (r.more) {
@@ -384,7 +395,7 @@ export class Reactor {
       this.updateInterest(fd);
       return;
     }
-    if (this.flags[fd]! & F_CLOSING && this.outq[fd] === null) this.finish(fd);
+    if (this.flags[fd]! & F_CLOSING && !(this.flags[fd]! & F_BACKLOG)) this.finish(fd);
     else this.updateInterest(fd);
   }
 
@@ -406,11 +417,15 @@ export class Reactor {
       this.feed(fd, held, 0, held.length);
       return;
     }
-    if ((this.flags[fd]! & (F_CLOSING | F_EOF) || (this.stopping && held === null)) && this.outq[fd] === null) this.finish(fd);
+    if ((this.flags[fd]! & (F_CLOSING | F_EOF) || (this.stopping && held === null)) && !(this.flags[fd]! & F_BACKLOG)) this.finish(fd);
     else this.updateInterest(fd);
   }
 
-  /** Write now; whatever the socket will not take becomes the connection's backlog. */
+  /**
+   * Write now; whatever the socket will not take becomes the connection's backlog. Never called while
+   * a file body is pending (feed() stops after a file response until it is sent), so `outq` is always
+   * the part of the output that precedes the file.
+   */
   private send(fd: number, data: Buffer, len: number): void {
     const q = this.outq[fd];
     if (q !== null) {
@@ -440,22 +455,61 @@ export class Reactor {
     this.wroteAt[fd] = this.now || performance.now();
   }
 
+  /** A file body to send after what is already queued: the socket takes what it can now, the rest on writable. */
+  private sendFile(fd: number, f: FileSend): void {
+    if (!(this.flags[fd]! & F_OPEN)) {
+      ffi.close(f.fd); // the head's write found the peer gone
+      return;
+    }
+    this.files[fd] = f;
+    if (this.flags[fd]! & F_BACKLOG) return; // the head is queued: the file follows it from onWritable
+    this.pumpFile(fd);
+  }
+
+  /** Send what the socket takes of the pending file; true when it is all sent (and its fd closed). */
+  private pumpFile(fd: number): boolean {
+    const f = this.files[fd]!;
+    const st = pumpFile(fd, f, this.service.sendfile, this.copyBuf ??= Buffer.allocUnsafe(COPY_CHUNK), this.sent);
+    if (this.sent.n > 0) {
+      this.bytesOut += this.sent.n;
+      this.sent.n = 0;
+      this.wroteAt[fd] = this.now || performance.now();
+    }
+    if (st === FILE_DONE) {
+      ffi.close(f.fd);
+      this.files[fd] = null;
+      return true;
+    }
+    if (st === FILE_BLOCKED) {
+      if (!(this.flags[fd]! & F_BACKLOG)) {
+        this.flags[fd]! |= F_BACKLOG;
+        this.wroteAt[fd] = this.now || performance.now();
+      }
+      return false;
+    }
+    this.closeConn(fd); // EPIPE, ECONNRESET, or the file shrank under us: the framing is lost
+    return false;
+  }
+
   private onWritable(fd: number): void {
-    const q = this.outq[fd]!;
-    const off = this.outOff[fd]!;
-    const w = ffi.write(fd, off === 0 ? q : q.subarray(off), q.length - off);
-    if (w < 0) {
-      if (w !== -EAGAIN) this.closeConn(fd);
-      return;
+    const q = this.outq[fd];
+    if (q !== null) {
+      const off = this.outOff[fd]!;
+      const w = ffi.write(fd, off === 0 ? q : q.subarray(off), q.length - off);
+      if (w < 0) {
+        if (w !== -EAGAIN) this.closeConn(fd);
+        return;
+      }
+      this.bytesOut += w;
+      if (w > 0) this.wroteAt[fd] = this.now;
+      if (off + w < q.length) {
+        this.outOff[fd] = off + w;
+        return;
+      }
+      this.outq[fd] = null;
+      this.outOff[fd] = 0;
     }
-    this.bytesOut += w;
-    if (w > 0) this.wroteAt[fd] = this.now;
-    if (off + w < q.length) {
-      this.outOff[fd] = off + w;
-      return;
-    }
-    this.outq[fd] = null;
-    this.outOff[fd] = 0;
+    if (this.files[fd] !== null && !this.pumpFile(fd)) return;
     this.flags[fd]! &= ~F_BACKLOG;
     if (this.flags[fd]! & F_PENDING) return;
     if (this.flags[fd]! & F_MORE) {
@@ -569,6 +623,11 @@ export class Reactor {
     this.inbuf[fd] = null;
     this.outq[fd] = null;
     this.outOff[fd] = 0;
+    const f = this.files[fd];
+    if (f !== null) {
+      ffi.close(f.fd);
+      this.files[fd] = null;
+    }
     this.partialSince[fd] = 0;
     this.current--;
     if (this.acceptPausedUntil !== 0) this.acceptPausedUntil = this.now; // an fd is free: accept at the end of this pass

@@ -157,7 +157,7 @@ export function writeResponse(out: OutBuf, res: HttpResponse, opts: WriteOptions
   put(out, statusLine(status));
   let len = 0;
   if (!nobody) {
-    len = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
+    len = res.file !== undefined ? res.file.length : body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
     put(out, CONTENT_LENGTH);
     decimal(out, len);
     put(out, CRLF);
@@ -176,7 +176,8 @@ export function writeResponse(out: OutBuf, res: HttpResponse, opts: WriteOptions
   put(out, dateHeader());
   writeConnection(out, opts.keepAlive, opts.versionMinor);
   put(out, CRLF);
-  if (nobody || opts.head || len === 0 || body === undefined) return;
+  // A file body is the engine's to send, after these head bytes (Service: FeedResult.file).
+  if (nobody || opts.head || len === 0 || body === undefined || res.file !== undefined) return;
   if (typeof body === 'string') {
     out.ensure(len);
     out.len += out.buf.write(body, out.len, len, 'utf8');

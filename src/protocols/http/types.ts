@@ -43,6 +43,12 @@ export interface HttpResponse {
   headers?: ReadonlyArray<readonly [string, string]>;
   body?: string | Uint8Array;
   /**
+   * A body to send from an open file instead of `body` (apps/static.ts): bytes [offset, offset+length)
+   * of `fd`. The response owns the fd from then on: the engine sends it (sendfile(2) where it can) and
+   * closes it, also when the connection dies first. Content-Length is `length`.
+   */
+  file?: { fd: number; offset: number; length: number };
+  /**
    * Set only by `prepareResponse()` (response.ts): the header bytes pre-encoded, so the encoder copies
    * them instead of re-encoding. Ignored unless status, headers and body are still the ones prepared.
    */
