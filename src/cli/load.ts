@@ -1,10 +1,16 @@
 /**
- * `iolab load [mode] <target...>`: the load generator's command line. Exit codes: 0 ok, 1 errors
+ * `iolab load [mode] <target...>`: the load generator's command line. I/O: io_uring (IORING_OP_CONNECT, multishot recv from a provided-buffer ring, one io_uring_enter
+per turn) when the kernel allows it, else epoll with a one-line notice (--backend chooses; the
+result's "backend" names the one that ran).
+
+Exit codes: 0 ok, 1 errors
  * above --max-errors (or the run failed), 2 usage, 130 interrupted by Ctrl-C (the partial result is
  * printed first).
  */
 import { Command, Option } from 'commander';
-import { LOAD_MODES, LOAD_PROTOCOLS, LoadUsageError, type LoadMode, type LoadOptions, type LoadProtocol } from '../loadgen/options.js';
+import {
+  LOAD_BACKENDS, LOAD_MODES, LOAD_PROTOCOLS, LoadUsageError, type LoadBackend, type LoadMode, type LoadOptions, type LoadProtocol,
+} from '../loadgen/options.js';
 import { formatProgress, formatSummary } from '../loadgen/result.js';
 import { runLoad } from '../loadgen/index.js';
 
@@ -38,6 +44,7 @@ interface LoadFlags {
   sloErrors?: string;
   maxErrors?: string;
   hdrLog?: string;
+  backend?: LoadBackend;
   json?: boolean;
   progress: boolean;
   quiet?: boolean;
@@ -64,6 +71,11 @@ Examples:
   iolab load tcp://127.0.0.1:7000 --size 1024 -c 10 -n 100000
   iolab load hold http://127.0.0.1:8080/ -c 50000 --connect-rate 10000 -d 30s --procs 3
   iolab load ramp http://127.0.0.1:8080/ --steps 10,100,1k,10k --slo-p99 50ms
+  iolab load http://127.0.0.1:8080/ -c 100 --backend epoll      # readiness instead of io_uring
+
+I/O: io_uring (IORING_OP_CONNECT, multishot recv from a provided-buffer ring, one io_uring_enter
+per turn) when the kernel allows it, else epoll with a one-line notice (--backend chooses; the
+result's "backend" names the one that ran).
 
 Exit codes: 0 ok, 1 errors above --max-errors or the run failed, 2 usage error, 130 Ctrl-C (partial result printed).
 JSON output: schema iolab.load/1, see docs/load-json.md.
@@ -102,6 +114,11 @@ export function loadCommand(): Command {
     .option('--slo-errors <fraction>', 'ramp SLO: error bound, e.g. 1% or 0.01 (default 1%)')
     .option('--max-errors <n>', 'errors tolerated before exit 1: a count or a fraction like 0.1% (default 0)')
     .option('--hdr-log <file>', 'write an HdrHistogram interval log (one interval a second)')
+    .addOption(
+      new Option('--backend <name>', 'I/O backend: auto (io_uring when the kernel allows it, else epoll with a notice), io_uring, epoll')
+        .choices([...LOAD_BACKENDS])
+        .default('auto'),
+    )
     .option('--json', 'print the result as JSON (schema iolab.load/1) instead of the summary')
     .option('--no-progress', 'no live progress line (shown on stderr only when it is a terminal)')
     .option('-q, --quiet', 'no notices or progress on stderr')
@@ -159,6 +176,7 @@ export function flagsToOptions(args: string[], f: LoadFlags): LoadOptions {
     sloErrors: f.sloErrors,
     maxErrors: f.maxErrors,
     hdrLog: f.hdrLog,
+    backend: f.backend,
   };
 }
 
@@ -183,10 +201,18 @@ async function load(args: string[], f: LoadFlags): Promise<void> {
   process.on('SIGTERM', onSignal);
   const tty = process.stderr.isTTY === true && f.progress && !f.quiet;
   let shown = false;
+  // Notices go to stderr as they happen; with --json the result's notes are repeated at the end, minus these.
+  const noticed = new Set<string>();
   try {
     const r = await runLoad({
       ...opts,
       signal: ac.signal,
+      onNotice: (m) => {
+        if (noticed.has(m)) return;
+        noticed.add(m);
+        if (f.quiet) return;
+        process.stderr.write(`${shown ? '\r\x1b[K' : ''}iolab load: ${m}\n`);
+      },
       onProgress: tty
         ? (p) => {
             process.stderr.write(`\r\x1b[K${formatProgress(p)}`);
@@ -197,7 +223,7 @@ async function load(args: string[], f: LoadFlags): Promise<void> {
     if (shown) process.stderr.write('\r\x1b[K');
     if (f.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else process.stdout.write(formatSummary(r));
-    if (!f.quiet && f.json) for (const n of r.notes) process.stderr.write(`iolab load: note: ${n}\n`);
+    if (!f.quiet && f.json) for (const n of r.notes) if (!noticed.has(n)) process.stderr.write(`iolab load: note: ${n}\n`);
     process.exitCode = r.interrupted ? 130 : r.ok ? 0 : 1;
   } catch (e) {
     if (shown) process.stderr.write('\r\x1b[K');

@@ -12,7 +12,7 @@ import { runRamp } from './ramp.js';
 import { runResolved, type LoadProgress, type RunControl } from './run.js';
 import type { LoadResult } from './result.js';
 
-export type { LoadOptions, ResolvedOptions, LoadMode, LoadProtocol, Target } from './options.js';
+export type { LoadOptions, ResolvedOptions, LoadMode, LoadProtocol, LoadBackend, Target } from './options.js';
 export { LoadUsageError, resolveOptions } from './options.js';
 export type { LoadResult, RampSummary, RampStep } from './result.js';
 export { formatSummary, SCHEMA } from './result.js';
@@ -24,11 +24,13 @@ export interface RunLoadControl {
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
   progressMs?: number;
+  /** Notices (io_uring unavailable: running on epoll). Default: printed on stderr once. */
+  onNotice?: (msg: string) => void;
 }
 
 export async function runLoad(options: LoadOptions & RunLoadControl): Promise<LoadResult> {
   const o = resolveOptions(options);
-  const ctl: RunControl = { signal: options.signal, onProgress: options.onProgress, progressMs: options.progressMs };
+  const ctl: RunControl = { signal: options.signal, onProgress: options.onProgress, progressMs: options.progressMs, onNotice: options.onNotice };
   if (o.mode === 'ramp') return runRamp(o, ctl, options.procs ?? 1);
   return runResolved(o, ctl);
 }

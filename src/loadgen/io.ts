@@ -5,15 +5,19 @@
  * owns every fd and syscall and reports back through an `IoSink`.
  *
  * The verbs are completion-shaped on purpose, so that a completion backend fits behind them:
- *  - epoll (epoll-io.ts, the one built): readiness -> the backend does the read()/write() itself
- *    and hands the bytes to `onData`.
- *  - io_uring (planned, over src/sys/io_uring.ts): IORING_OP_CONNECT completes as `onConnect`,
+ *  - epoll (epoll-io.ts): readiness -> the backend does the read()/write() itself and hands the
+ *    bytes to `onData`.
+ *  - io_uring (uring-io.ts, over src/sys/io_uring.ts): IORING_OP_CONNECT completes as `onConnect`,
  *    a multishot recv from a provided-buffer ring completes as `onData(slot, ringBuffer, n)`, a send
  *    whose CQE reports a short count keeps the rest queued exactly as `send()` promises here, and
- *    `wait()` is one io_uring_enter that submits and reaps. Nothing above this file would change;
- *    `createIo()` below is the one place that picks a backend.
+ *    `wait()` is one io_uring_enter that submits and reaps.
+ * Nothing above this file knows which one runs; `chooseBackend()` and `createIo()` below are the one
+ * place that picks.
  */
 import type { LoadBackend } from './options.js';
+
+/** A backend that can actually run (what `auto` resolves to). */
+export type ConcreteBackend = 'epoll' | 'io_uring';
 
 export interface Endpoint {
   /** sockaddr_in / sockaddr_in6 bytes, encoded once (sys/socket.ts encodeSockaddr). */
@@ -48,14 +52,59 @@ export interface IoBackend {
   wait(timeoutMs: number): number;
   /** Close everything. */
   destroy(): void;
+  /** Backend counters for the result (`client.io`), also after destroy(). */
+  stats?(): Record<string, number>;
 }
 
+export interface BackendChoice {
+  backend: ConcreteBackend;
+  /** Why the backend asked for is not the one that runs (null: it is). */
+  notice: string | null;
+}
+
+/**
+ * `auto` (the default) and `io_uring` run on io_uring when the kernel lets this process use it the
+ * way the backend needs (sys/io_uring.ts probeIoUring: setup, features, opcodes, buffer rings), and
+ * on epoll otherwise, with a notice saying why (as `iolab serve --engine io_uring` falls back).
+ * `IOLAB_IO_URING=off` or `=fail:<errno>` forces the refusal.
+ */
+export async function chooseBackend(requested: LoadBackend): Promise<BackendChoice> {
+  if (requested === 'epoll') return { backend: 'epoll', notice: null };
+  const { probeIoUring } = await import('../sys/io_uring.js');
+  const p = probeIoUring();
+  if (p.ok) return { backend: 'io_uring', notice: null };
+  return { backend: 'epoll', notice: `io_uring unavailable (${p.reason}); falling back to epoll` };
+}
+
+const noticed = new Set<string>();
+/** Print a backend notice on stderr once per process. */
+export function noticeOnce(msg: string): void {
+  if (noticed.has(msg)) return;
+  noticed.add(msg);
+  process.stderr.write(`iolab load: ${msg}\n`);
+}
+
+/**
+ * The backend for one load process. run.ts resolves `auto` once, before any process starts, so the
+ * processes agree and the notice is printed once; a direct caller passing `auto` gets it resolved here.
+ */
 export async function createIo(backend: LoadBackend, slots: number, sink: IoSink): Promise<IoBackend> {
   switch (backend) {
+    case 'auto':
+    case 'io_uring': {
+      const { probeIoUring } = await import('../sys/io_uring.js');
+      const p = probeIoUring();
+      if (p.ok) {
+        const { UringIo } = await import('./uring-io.js');
+        return new UringIo(slots, sink, p);
+      }
+      noticeOnce(`io_uring unavailable (${p.reason}); falling back to epoll`);
+      return createIo('epoll', slots, sink);
+    }
     case 'epoll': {
       const { EpollIo } = await import('./epoll-io.js');
       return new EpollIo(slots, sink);
     }
   }
-  throw new Error(`unknown I/O backend ${String(backend)}`);
+  throw new Error(`unknown I/O backend ${String(backend)}: use auto, io_uring or epoll`);
 }

@@ -125,6 +125,8 @@ export interface ProcResult {
   /** Hold mode: connections lost during the hold, by cause. */
   lost: number;
   syscalls: Record<string, number>;
+  /** The I/O backend's own counters (io_uring: SQEs, CQEs, overflows, -ENOBUFS, short sends ...). */
+  io: Record<string, number>;
   cpu: { userUs: number; systemUs: number };
 }
 
@@ -740,6 +742,7 @@ export class LoadLoop implements IoSink {
       connect: encodeHistogram(this.histConnect.flush()),
       lost: this.lost,
       syscalls: syscallCounts(),
+      io: this.io.stats?.() ?? {},
       cpu: { userUs: cpu.user, systemUs: cpu.system },
     };
     this.resolveDone(result);

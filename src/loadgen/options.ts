@@ -12,8 +12,9 @@ export type LoadMode = 'closed' | 'rate' | 'hold' | 'ramp';
 export const LOAD_MODES: readonly LoadMode[] = ['closed', 'rate', 'hold', 'ramp'];
 export type LoadProtocol = 'http' | 'resp' | 'echo';
 export const LOAD_PROTOCOLS: readonly LoadProtocol[] = ['http', 'resp', 'echo'];
-/** I/O backends the loop can run on. `io_uring` is the planned second one (see io.ts). */
-export type LoadBackend = 'epoll';
+/** I/O backends the loop can run on (io.ts). `auto`: io_uring when the kernel allows it, else epoll. */
+export type LoadBackend = 'auto' | 'io_uring' | 'epoll';
+export const LOAD_BACKENDS: readonly LoadBackend[] = ['auto', 'io_uring', 'epoll'];
 
 /** What a user (CLI flag or module caller) may pass. Everything but `targets` has a default. */
 export interface LoadOptions {
@@ -77,6 +78,7 @@ export interface LoadOptions {
   maxErrors?: number | string;
   /** Write an HdrHistogram interval log (one interval per second) here. */
   hdrLog?: string;
+  /** auto (default: io_uring when the kernel allows it, else epoll with a notice), io_uring, epoll. */
   backend?: LoadBackend;
 }
 
@@ -302,6 +304,9 @@ export function resolveOptions(o: LoadOptions): ResolvedOptions {
   const notes: string[] = [];
   const mode = o.mode ?? (o.rate !== undefined ? 'rate' : 'closed');
   if (!LOAD_MODES.includes(mode)) throw new LoadUsageError(`unknown mode ${JSON.stringify(mode)}: use ${LOAD_MODES.join(', ')}`);
+  if (o.backend !== undefined && !LOAD_BACKENDS.includes(o.backend)) {
+    throw new LoadUsageError(`unknown backend ${JSON.stringify(o.backend)}: use ${LOAD_BACKENDS.join(', ')}`);
+  }
   if (o.protocol !== undefined && !LOAD_PROTOCOLS.includes(o.protocol)) {
     throw new LoadUsageError(`unknown protocol ${JSON.stringify(o.protocol)}: use ${LOAD_PROTOCOLS.join(', ')}`);
   }
@@ -410,6 +415,6 @@ export function resolveOptions(o: LoadOptions): ResolvedOptions {
     mode, protocol, targets, connections, pipeline, durationMs, requests, rate, connectRate, intervalMs, timeoutMs,
     connectTimeoutMs, deadlineMs, method, headers, body, expectStatus, commands, keyspace, dataSize, size, procs, cpus,
     sources, steps, rampBy, stepDurationMs, sloP99Ms, sloErrors, maxErrors, maxErrorsFraction, hdrLog: o.hdrLog ?? null,
-    backend: o.backend ?? 'epoll', notes,
+    backend: o.backend ?? 'auto', notes,
   };
 }

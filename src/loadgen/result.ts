@@ -91,6 +91,8 @@ export interface LoadResult {
     /** Busiest process's CPU use, % of one core: near 100 means the client may be the bottleneck. */
     maxCpuPercent: number;
     syscalls: Record<string, number>;
+    /** The I/O backend's counters, summed over processes (empty for epoll). */
+    io: Record<string, number>;
     perProcess: { index: number; pid: number; connections: number; completed: number; errors: number; cpuPercent: number }[];
   };
   notes: string[];
@@ -133,6 +135,8 @@ export function mergeResults(o: ResolvedOptions, parts: ProcResult[], notes: str
   const systemSec = sum((p) => p.cpu.systemUs) / 1e6;
   const syscalls: Record<string, number> = {};
   for (const p of parts) for (const [k, v] of Object.entries(p.syscalls)) syscalls[k] = (syscalls[k] ?? 0) + v;
+  const io: Record<string, number> = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.io)) io[k] = (io[k] ?? 0) + v;
   const perProcess = parts.map((p) => ({
     index: p.index,
     pid: p.pid,
@@ -211,6 +215,7 @@ export function mergeResults(o: ResolvedOptions, parts: ProcResult[], notes: str
       systemSec: Math.round(systemSec * 1000) / 1000,
       maxCpuPercent: Math.max(0, ...perProcess.map((p) => p.cpuPercent)),
       syscalls,
+      io,
       perProcess,
     },
     notes: [...o.notes, ...notes],

@@ -8,6 +8,7 @@ import { readdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { raiseNofile, setAffinity } from '../sys/index.js';
 import { decodeHistogram } from './histogram.js';
+import { chooseBackend, noticeOnce } from './io.js';
 import { LoadLoop, type ProcResult, type ProcShare, type ProgressSnapshot } from './loop.js';
 import type { ResolvedOptions } from './options.js';
 import { mergeResults, type LoadResult } from './result.js';
@@ -28,6 +29,8 @@ export interface RunControl {
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
   progressMs?: number;
+  /** A notice for the user (the I/O backend asked for is not the one that runs). Default: stderr, once. */
+  onNotice?: (msg: string) => void;
 }
 
 export type ChildMessage =
@@ -148,12 +151,16 @@ class ProgressSum {
 }
 
 /** Run one load (closed, rate or hold) as `o` says. */
-export async function runResolved(o: ResolvedOptions, ctl: RunControl = {}): Promise<LoadResult> {
+export async function runResolved(asked: ResolvedOptions, ctl: RunControl = {}): Promise<LoadResult> {
+  // Resolve the backend here, once, so every process runs the same one and the notice shows once.
+  const choice = await chooseBackend(asked.backend);
+  if (choice.notice !== null) (ctl.onNotice ?? noticeOnce)(choice.notice);
+  const o: ResolvedOptions = { ...asked, backend: choice.backend };
   const log = o.hdrLog ? new HdrLog(o.hdrLog, o.procs > 1) : null;
   const sum = new ProgressSum(ctl, log);
   const progressMs = ctl.progressMs ?? 1000;
   const parts = o.procs === 1 ? await runHere(o, ctl, sum, progressMs, log !== null) : await runChildren(o, ctl, sum, progressMs, log !== null);
-  return mergeResults(o, parts);
+  return mergeResults(o, parts, choice.notice !== null ? [choice.notice] : []);
 }
 
 async function runHere(o: ResolvedOptions, ctl: RunControl, sum: ProgressSum, progressMs: number, hdrIntervals: boolean): Promise<ProcResult[]> {
