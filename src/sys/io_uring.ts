@@ -38,7 +38,7 @@ import { MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_W
 
 /** enum io_uring_op: only the opcodes iolab uses. */
 export const IORING_OP_NOP = 0, IORING_OP_ACCEPT = 13, IORING_OP_ASYNC_CANCEL = 14, IORING_OP_CLOSE = 19,
-  IORING_OP_SEND = 26, IORING_OP_RECV = 27, IORING_OP_PROVIDE_BUFFERS = 31, IORING_OP_SHUTDOWN = 34;
+  IORING_OP_SEND = 26, IORING_OP_RECV = 27, IORING_OP_SPLICE = 30, IORING_OP_PROVIDE_BUFFERS = 31, IORING_OP_SHUTDOWN = 34;
 
 /** sqe->flags */
 export const IOSQE_FIXED_FILE = 1 << 0, IOSQE_IO_DRAIN = 1 << 1, IOSQE_IO_LINK = 1 << 2, IOSQE_IO_HARDLINK = 1 << 3,
@@ -428,6 +428,23 @@ export class Ring {
 
   prepNop(): number {
     return this.prepRw(IORING_OP_NOP, -1, 0, 0, 0);
+  }
+
+  /**
+   * splice(2) as an SQE (5.7; liburing io_uring_prep_splice): `len` bytes from fdIn at offIn to fdOut
+   * at offOut, where -1 means "no offset" (a pipe or socket). off carries off_out, addr off_in,
+   * op_flags the splice flags, file_index splice_fd_in.
+   */
+  prepSplice(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number, spliceFlags: number): number {
+    const i = this.prepRw(IORING_OP_SPLICE, fdOut, 0, len, 0);
+    const w = i << 4;
+    if (offOut < 0) this.sqe32[w + 2] = this.sqe32[w + 3] = 0xffffffff;
+    else (this.sqe32[w + 2] = offOut % TWO32), (this.sqe32[w + 3] = Math.floor(offOut / TWO32));
+    if (offIn < 0) this.sqe32[w + 4] = this.sqe32[w + 5] = 0xffffffff;
+    else (this.sqe32[w + 4] = offIn % TWO32), (this.sqe32[w + 5] = Math.floor(offIn / TWO32));
+    this.sqe32[w + 7] = spliceFlags;
+    this.sqeI32[w + (SQE.file_index >>> 2)] = fdIn;
+    return i;
   }
 
   /**

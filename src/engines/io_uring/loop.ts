@@ -9,6 +9,8 @@
  *    idle connection holds no buffer; the buffer goes back to the ring as soon as the data is fed;
  *  - each response goes out with a SEND SQE whose bytes sit in a pooled slot until its CQE (a short
  *    send is resubmitted for the rest);
+ *  - a file body (apps/static.ts) goes file -> pipe -> socket as two SPLICE SQEs linked in order, so
+ *    its bytes never enter user space (`--sendfile off`: pread into a send slot, then SEND);
  *  - connections close with ASYNC_CANCEL (by fd) hard-linked to CLOSE, both as SQEs.
  * All SQEs prepared during a turn go to the kernel in the same io_uring_enter that waits for the
  * next completions: one syscall per loop turn, however many connections it served. Steady-state
@@ -36,7 +38,8 @@
  * |-------|-------|------------------------------------------------------------------------------|
  * | 0-31  | index | ACCEPT: the listening fd. RECV, CLOSE, CANCEL: the connection fd.            |
  * |       |       | SEND: the send slot (sendpool.ts), which records the fd and generation.      |
- * | 32-39 | kind  | K_ACCEPT 1, K_RECV 2, K_SEND 3, K_CLOSE 4, K_CANCEL 5, K_REFUSE 6, K_SHUTDOWN 7 |
+ * | 32-39 | kind  | K_ACCEPT 1, K_RECV 2, K_SEND 3, K_CLOSE 4, K_CANCEL 5, K_REFUSE 6, K_SHUTDOWN 7, |
+ * |       |       | K_SPLICE_IN 8 (file -> pipe), K_SPLICE_OUT 9 (pipe -> socket)                 |
  * | 40-63 | gen   | the connection row's generation when the SQE was prepared (24 bits, wraps)   |
  *
  * A row's generation moves on when the connection closes, so a completion that arrives after its
@@ -44,27 +47,30 @@
  * buffer or send slot is still returned.
  */
 import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
+import { SPLICE_F_MOVE, SPLICE_F_NONBLOCK, type FileSend } from '../../sys/file.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
-  ECANCELED, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, MSG_NOSIGNAL, O_CLOEXEC, O_RDONLY, SHUT_WR, SOCK_CLOEXEC, eagain,
+  EAGAIN, ECANCELED, ECONNABORTED, EMFILE, ENFILE, ENOBUFS, MSG_NOSIGNAL, O_CLOEXEC, O_RDONLY, SHUT_WR, SOCK_CLOEXEC, eagain,
   errnoName, ffi, getrlimit, syscallCounts,
 } from '../../sys/index.js';
 import {
-  BufRing, bufferAddress, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_CQE_BUFFER_SHIFT,
+  BufRing, bufferAddress, IOSQE_IO_LINK, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_CQE_BUFFER_SHIFT,
   IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_SETUP_SQPOLL, IOSQE_IO_HARDLINK, Ring,
 } from '../../sys/io_uring.js';
 import type { ConnectionLimits, EngineStats } from '../types.js';
-import { SendPool } from './sendpool.js';
+import { LARGE, SendPool } from './sendpool.js';
 
 // user_data kinds (see the table above)
-const K_ACCEPT = 1, K_RECV = 2, K_SEND = 3, K_CLOSE = 4, K_CANCEL = 5, K_REFUSE = 6, K_SHUTDOWN = 7;
+const K_ACCEPT = 1, K_RECV = 2, K_SEND = 3, K_CLOSE = 4, K_CANCEL = 5, K_REFUSE = 6, K_SHUTDOWN = 7, K_SPLICE_IN = 8, K_SPLICE_OUT = 9;
+/** fcntl(2): a connection's splice pipe is asked for 1 MB (the unprivileged maximum, fs.pipe-max-size). */
+const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, PIPE_WANT = 1 << 20;
 const GEN_MASK = 0xffffff;
 
 // connection flags
 const F_OPEN = 1;
 /** A recv (multishot or single) is armed. */
 const F_RECV = 2;
-/** A send is in flight: feeding waits for its completion. */
+/** A send (or a file body: `files`) is in flight: feeding waits for its completion. */
 const F_SEND = 4;
 /** Close once the send in flight (and any pending request) is done. */
 const F_CLOSING = 8;
@@ -146,6 +152,16 @@ export class UringLoop {
   private readonly inLen: Int32Array;
   /** Replies queued behind a send in flight (only an async reply can meet one). */
   private readonly outq: (Buffer | null)[];
+  /** A file body being sent after the head (FeedResult.file), its splice pipe (opened on first use,
+   *  kept for the connection), the bytes sitting in that pipe, and the file SQEs in flight. */
+  private readonly files: (FileSend | null)[];
+  private readonly pipeR: Int32Array;
+  private readonly pipeW: Int32Array;
+  private readonly pipeSize: Int32Array;
+  private readonly pipeHeld: Int32Array;
+  private readonly fileOps: Uint8Array;
+  /** fds of a closed connection that splices in flight still name (see closeConn), by fd + gen. */
+  private readonly orphans = new Map<number, { fds: number[]; ops: number }>();
   /** When the held partial request began (header timeout), when the connection last received or
    *  began lingering (idle, linger), and when its send last moved (send timeout); performance.now() ms. */
   private readonly partialSince: Float64Array;
@@ -203,6 +219,7 @@ export class UringLoop {
     this.multishot = opts.multishotRecv;
     this.limits = opts.limits;
     this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: the rest is F_FRESH, fed after the send
+    this.fr.acceptsFile = true; // file bodies: SPLICE through a pipe (or pread + SEND), see fileStep()
     const o = new OutBuf(256);
     service.refuse(o);
     this.refusal = Buffer.allocUnsafeSlow(o.len);
@@ -222,6 +239,12 @@ export class UringLoop {
     this.inbuf = new Array<Buffer | null>(cap).fill(null);
     this.inLen = new Int32Array(cap);
     this.outq = new Array<Buffer | null>(cap).fill(null);
+    this.files = new Array<FileSend | null>(cap).fill(null);
+    this.pipeR = new Int32Array(cap).fill(-1);
+    this.pipeW = new Int32Array(cap).fill(-1);
+    this.pipeSize = new Int32Array(cap);
+    this.pipeHeld = new Int32Array(cap);
+    this.fileOps = new Uint8Array(cap);
     this.partialSince = new Float64Array(cap);
     this.activeAt = new Float64Array(cap);
     this.wroteAt = new Float64Array(cap);
@@ -349,6 +372,10 @@ export class UringLoop {
         return;
       case K_ACCEPT:
         this.onAccept(res, cflags);
+        return;
+      case K_SPLICE_IN:
+      case K_SPLICE_OUT:
+        this.onSplice(lo, hi >>> 8, hi & 0xff, res);
         return;
       default:
         // K_CLOSE, K_CANCEL: nothing to do. A cancel that found nothing (0 or -ENOENT) is normal.
@@ -568,6 +595,14 @@ export class UringLoop {
       this.send(fd, this.out.buf, this.out.len);
       this.out.reset();
     }
+    if (r.file !== null) {
+      // After the head: onSend starts the file once the head's SEND completes (F_SEND stays set).
+      this.files[fd] = r.file;
+      if (!(this.flags[fd]! & F_SEND)) {
+        this.flags[fd]! |= F_SEND;
+        this.fileStep(fd);
+      }
+    }
     if (r.pending !== null) {
       // The bytes after the async request are unparsed: feed them once it is answered.
       this.flags[fd]! |= F_PENDING | (rest > 0 ? F_FRESH : 0);
@@ -701,14 +736,122 @@ export class UringLoop {
       return;
     }
     p.release(s);
-    this.flags[fd]! &= ~F_SEND;
     const q = this.outq[fd];
     if (q !== null) {
+      this.flags[fd]! &= ~F_SEND;
       this.outq[fd] = null;
       this.send(fd, q, q.length);
       return;
     }
+    if (this.files[fd] !== null) return this.fileStep(fd); // the file body follows the head
+    this.flags[fd]! &= ~F_SEND;
     this.settle(fd);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // File bodies
+  // ------------------------------------------------------------------------------------------
+
+  /**
+   * The next piece of the file body, or its end. Zero-copy: SPLICE file -> pipe, IOSQE_IO_LINK, SPLICE
+   * pipe -> socket, both SPLICE_F_NONBLOCK on the pipe side so an empty or full pipe is -EAGAIN, never a
+   * worker parked forever. A short first splice breaks the link (io_uring/splice.c: req_set_fail when
+   * ret != len), the second comes back -ECANCELED, and what sits in the pipe goes out next step.
+   */
+  private fileStep(fd: number): void {
+    const f = this.files[fd]!;
+    const g = this.gen[fd]!;
+    if (this.service.sendfile) {
+      if (this.pipeHeld[fd]! > 0) {
+        this.track(this.ring.prepSplice(this.pipeR[fd]!, -1, fd, -1, this.pipeHeld[fd]!, SPLICE_F_MOVE | SPLICE_F_NONBLOCK), fd, K_SPLICE_OUT, g);
+        this.fileOps[fd] = 1;
+        return;
+      }
+      if (f.off >= f.end) return this.endFile(fd);
+      if (this.pipeR[fd]! < 0 && !this.openPipe(fd)) return this.closeConn(fd);
+      const n = Math.min(this.pipeSize[fd]!, f.end - f.off);
+      const i = this.ring.prepSplice(f.fd, f.off, this.pipeW[fd]!, -1, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      this.ring.setFlags(i, IOSQE_IO_LINK);
+      this.track(i, fd, K_SPLICE_IN, g);
+      this.track(this.ring.prepSplice(this.pipeR[fd]!, -1, fd, -1, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK), fd, K_SPLICE_OUT, g);
+      this.fileOps[fd] = 2;
+      return;
+    }
+    // Copying: pread into a send slot (a copy into user space), then a plain SEND (a copy back).
+    if (f.off >= f.end) return this.endFile(fd);
+    const n = Math.min(LARGE, f.end - f.off);
+    const s = this.pool.reserve(n, fd, g);
+    const got = ffi.pread(f.fd, this.pool.buf[s]!, n, f.off);
+    if (got <= 0) {
+      this.pool.release(s);
+      return this.closeConn(fd); // the file shrank under us: the Content-Length cannot be kept
+    }
+    f.off += got;
+    this.pool.end[s] = got;
+    this.submitSend(s);
+  }
+
+  private onSplice(fd: number, g: number, kind: number, res: number): void {
+    if (this.gen[fd] !== g || !(this.flags[fd]! & F_OPEN)) return this.orphanDone(fd, g);
+    this.fileOps[fd]!--;
+    let failed = false;
+    if (kind === K_SPLICE_IN) {
+      if (res > 0) {
+        this.files[fd]!.off += res;
+        this.pipeHeld[fd]! += res;
+      } else failed = res === 0 || (res !== -EAGAIN && res !== -ECANCELED); // 0: the file shrank under us
+    } else if (res > 0) {
+      this.pipeHeld[fd]! -= res;
+      this.bytesOut += res;
+      this.wroteAt[fd] = this.now;
+    } else failed = res === 0 || (res !== -EAGAIN && res !== -ECANCELED); // EPIPE, ECONNRESET ...
+    if (failed) return this.closeConn(fd);
+    if (this.fileOps[fd] === 0) this.fileStep(fd);
+  }
+
+  private openPipe(fd: number): boolean {
+    const p = new Int32Array(2);
+    if (ffi.pipe2Raw(p, O_CLOEXEC) < 0) return false;
+    this.pipeR[fd] = p[0]!;
+    this.pipeW[fd] = p[1]!;
+    ffi.fcntl(p[1]!, F_SETPIPE_SZ, PIPE_WANT); // may be refused past fs.pipe-user-pages-soft: keep the default
+    const size = ffi.fcntl(p[1]!, F_GETPIPE_SZ, 0);
+    this.pipeSize[fd] = size > 0 ? size : 65536;
+    return true;
+  }
+
+  private endFile(fd: number): void {
+    ffi.close(this.files[fd]!.fd);
+    this.files[fd] = null;
+    this.flags[fd]! &= ~F_SEND;
+    this.settle(fd);
+  }
+
+  /** A splice of a closed connection completed: its fds close once none is in flight. */
+  private orphanDone(fd: number, g: number): void {
+    const key = fd * 0x1000000 + g;
+    const o = this.orphans.get(key);
+    if (o === undefined || --o.ops > 0) return;
+    for (const x of o.fds) ffi.close(x);
+    this.orphans.delete(key);
+  }
+
+  /** Release a connection's file body and pipe: now, or (with splices in flight) when they complete. */
+  private dropFile(fd: number, g: number): void {
+    const fds: number[] = [];
+    const f = this.files[fd];
+    if (f !== null) fds.push(f.fd);
+    if (this.pipeR[fd]! >= 0) fds.push(this.pipeR[fd]!, this.pipeW[fd]!);
+    this.files[fd] = null;
+    this.pipeR[fd] = this.pipeW[fd] = -1;
+    this.pipeHeld[fd] = 0;
+    const ops = this.fileOps[fd]!;
+    this.fileOps[fd] = 0;
+    if (fds.length === 0) return;
+    // A splice already queued names these fds by number: closing them now could let a new file or
+    // connection take a number a splice is about to resolve. They close when the last one completes.
+    if (ops > 0) this.orphans.set(fd * 0x1000000 + g, { fds, ops });
+    else for (const x of fds) ffi.close(x);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -788,6 +931,7 @@ export class UringLoop {
       this.track(c, fd, K_CANCEL, g);
     }
     this.track(this.ring.prepClose(fd), fd, K_CLOSE, g);
+    this.dropFile(fd, g);
     this.flags[fd] = 0;
     this.gen[fd] = (g + 1) & GEN_MASK;
     this.inbuf[fd] = null;
@@ -821,6 +965,8 @@ export class UringLoop {
     if (drained) this.bufRing.close();
     else this.warnOnce('inflight', `${this.inflight} requests still in flight at shutdown; receive buffers left mapped`);
     this.ring.close(); // the kernel cancels anything left
+    for (const o of this.orphans.values()) for (const x of o.fds) ffi.close(x);
+    this.orphans.clear();
     if (this.reserveFd >= 0) ffi.close(this.reserveFd);
     this.reserveFd = -1;
     this.running = false;

@@ -35,6 +35,13 @@ export class SendPool {
 
   /** A slot holding a copy of data[0, len). */
   take(data: Uint8Array, len: number, fd: number, gen: number): number {
+    const s = this.reserve(len, fd, gen);
+    this.buf[s]!.set(len === data.length ? data : data.subarray(0, len), 0);
+    return s;
+  }
+
+  /** A slot of at least `len` bytes for the caller to fill (a file chunk read straight into it). */
+  reserve(len: number, fd: number, gen: number): number {
     const c = len <= SMALL ? CLASS_SMALL : len <= LARGE ? CLASS_LARGE : CLASS_OWN;
     let s = this.free[c]!.pop();
     if (s === undefined) {
@@ -51,7 +58,6 @@ export class SendPool {
       this.buf[s] = b;
       this.addr[s] = bufferAddress(b);
     }
-    this.buf[s]!.set(len === data.length ? data : data.subarray(0, len), 0);
     this.off[s] = 0;
     this.end[s] = len;
     this.fd[s] = fd;
