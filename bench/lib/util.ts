@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { processTree, sampleTree, sockstat } from '../../src/probe/index.js';
 
 export { socketSlabBytes } from '../../src/probe/index.js';
@@ -108,3 +109,12 @@ export function reapOnExit(children: () => ChildProcess[]): void {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Busy and total CPU time of the whole machine so far (/proc/stat "cpu" line), in seconds: two readings give how busy every core was between them. */
+export function machineCpu(): { busyS: number; totalS: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user)
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = f[3]! + f[4]!;
+  return { busyS: (total - idle) / 100, totalS: total / 100 }; // USER_HZ: 100 on Linux (proc(5))
+}

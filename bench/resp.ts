@@ -1,0 +1,148 @@
+/**
+ * RESP: iolab's `kv` app on the epoll and io_uring engines against redis-server, all driven by
+ * redis-benchmark (SET and GET, 50 connections, 3 B values, random keys over a 100k keyspace) at
+ * pipeline 1 and 16. Each server is pinned to --server-cpu (0), redis-benchmark to --client-cpu (1);
+ * the servers run side by side (an idle one costs nothing) and each measured round visits every
+ * server in turn, so a noisy neighbour hits them alike. The median of --runs rounds counts.
+ *
+ * Prints req/s for SET and GET per server and pipeline, the server's CPU time per request (user +
+ * system of its whole process tree over the run: it ranks servers even when the client is the
+ * bottleneck), and kv/redis ratios beside the targets: >= 1.0x at -P 1, >= 0.5x at -P 16.
+ *
+ * Requests per run: --requests if given (-P 1; -P 16 runs 10x as many), otherwise what the warm-up
+ * rate says fills --duration seconds, the same for every server.
+ *
+ *   npm run bench:resp -- [--duration 5] [--runs 3] [--connections 50] [--data-size 3] [--keyspace 100000]
+ *     [--requests N] [--servers epoll,io_uring,redis] [--json]
+ */
+import { parseArgs } from 'node:util';
+import { spawnChild } from '../src/lab/children.js';
+import { peerByName } from '../src/lab/peers.js';
+import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
+import { cpuSeconds, has, median } from './lib/util.js';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    'data-size': { type: 'string', default: '3' },
+    keyspace: { type: 'string', default: '100000' },
+    requests: { type: 'string' },
+    servers: { type: 'string', default: 'epoll,io_uring,redis' },
+    'server-cpu': { type: 'string', default: '0' },
+    'client-cpu': { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = values.connections!, DATA = values['data-size']!, KEYS = values.keyspace!;
+const SCPU = Number(values['server-cpu']), CCPU = values['client-cpu']!;
+const PIPELINES = [1, 16];
+const TESTS = ['set', 'get'] as const;
+const TARGET: Record<number, number> = { 1: 1.0, 16: 0.5 };
+
+for (const c of ['redis-benchmark', 'taskset']) {
+  if (!has(c)) {
+    process.stderr.write(`bench:resp needs ${c} (apt-get install ${c === 'taskset' ? 'util-linux' : 'redis-tools'})\n`);
+    process.exit(2);
+  }
+}
+
+interface Server { name: string; run: Running }
+const servers: Server[] = [];
+const wanted = values.servers!.split(',');
+const stopAll = async (): Promise<void> => {
+  for (const s of servers) await s.run.stop();
+};
+try {
+  for (const engine of ['epoll', 'io_uring']) {
+    if (!wanted.includes(engine)) continue;
+    const run = await startEngine({ engine, protocol: 'resp', cpu: SCPU });
+    // io_uring falls back to epoll where the kernel refuses it: say so in the row's name.
+    servers.push({ name: run.target.ran === engine ? `kv ${engine}` : `kv ${engine} (ran ${run.target.ran})`, run });
+  }
+  if (wanted.includes('redis')) {
+    const spec = peerByName('redis-server')!;
+    if (spec.binary()) servers.push({ name: 'redis-server', run: await startPeer(spec, SCPU) });
+    else process.stderr.write('redis-server not installed (apt-get install redis-server): no redis row, no ratios\n');
+  }
+} catch (e) {
+  await stopAll();
+  throw e;
+}
+
+interface Run { rps: number; cpuUsPerReq: number }
+
+/** One redis-benchmark run against `s`; the server's CPU time is read around it. */
+function bench(s: Server, test: string, pipeline: number, n: number): Promise<Run> {
+  const args = ['-c', CCPU, 'redis-benchmark', '-p', String(s.run.port), '-t', test, '-n', String(n), '-c', CONNS, '-P', String(pipeline), '-r', KEYS, '-d', DATA, '--csv'];
+  const c0 = cpuSeconds(s.run.pid);
+  const child = spawnChild('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => {
+      const c1 = cpuSeconds(s.run.pid);
+      // --csv: a header, then "SET","123456.79",... per test.
+      const row = out.split('\n').find((l) => l.toUpperCase().startsWith(`"${test.toUpperCase()}"`));
+      const rps = Number(row?.split(',')[1]?.replace(/"/g, '') ?? NaN);
+      if (code !== 0 || !Number.isFinite(rps)) return reject(new Error(`redis-benchmark against ${s.name} exited ${code}: ${(out + err).trim().slice(-400)}`));
+      resolve({ rps, cpuUsPerReq: ((c1 - c0) / n) * 1e6 });
+    }),
+  );
+}
+
+interface Row {
+  test: string; pipeline: number; server: string; requests: number; rps: number; cpuUsPerReq: number; runs: number[];
+  /** rps / redis-server's rps (null for redis itself, or without redis). */
+  vsRedis: number | null; target: number;
+}
+const rows: Row[] = [];
+try {
+  for (const pipeline of PIPELINES) {
+    for (const test of TESTS) {
+      // Warm-up (JIT, keyspace filled by SET) and the rate that sizes the measured runs.
+      const warm: number[] = [];
+      for (const s of servers) warm.push((await bench(s, test, pipeline, 20_000 * Math.min(pipeline, 8))).rps);
+      const n = values.requests ? Number(values.requests) * (pipeline > 1 ? 10 : 1) : Math.max(10_000, Math.round((median(warm) * DURATION) / 1000) * 1000);
+      const runs = new Map<Server, Run[]>(servers.map((s) => [s, []]));
+      for (let k = 0; k < RUNS; k++) {
+        for (const s of servers) {
+          const r = await bench(s, test, pipeline, n);
+          runs.get(s)!.push(r);
+          process.stderr.write(`  ${test.toUpperCase()} -P ${pipeline} run ${k + 1}/${RUNS} ${s.name}: ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(2)} us CPU/req\n`);
+        }
+      }
+      const redisRps = servers.find((s) => s.name === 'redis-server');
+      const redisMedian = redisRps ? median(runs.get(redisRps)!.map((r) => r.rps)) : null;
+      for (const s of servers) {
+        const rs = runs.get(s)!;
+        const rps = median(rs.map((r) => r.rps));
+        rows.push({
+          test: test.toUpperCase(), pipeline, server: s.name, requests: n, rps, cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), runs: rs.map((r) => r.rps),
+          vsRedis: redisMedian && s.name !== 'redis-server' ? rps / redisMedian : null, target: TARGET[pipeline]!,
+        });
+      }
+    }
+  }
+} finally {
+  await stopAll();
+}
+
+if (values.json) {
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: Number(CONNS), dataSize: Number(DATA), keyspace: Number(KEYS), serverCpu: SCPU, clientCpu: CCPU, rows }, null, 2) + '\n');
+} else {
+  process.stdout.write(
+    `\nredis-benchmark -c ${CONNS} -d ${DATA} -r ${KEYS} -t set|get, -P 1 and -P 16; median of ${RUNS} rounds; every server on CPU ${SCPU}, redis-benchmark on CPU ${CCPU}\n`,
+  );
+  process.stdout.write(`${'test'.padEnd(9)}${'server'.padEnd(16)}${'requests'.padStart(10)}${'req/s'.padStart(10)}${'CPU us/req'.padStart(12)}${'kv/redis'.padStart(10)}${'  target'}\n`);
+  for (const r of rows) {
+    const ratio = r.vsRedis === null ? '' : `${r.vsRedis.toFixed(2)}x`;
+    const verdict = r.vsRedis === null ? '' : `>= ${r.target.toFixed(1)}x ${r.vsRedis >= r.target ? 'met' : 'not met'}`;
+    process.stdout.write(
+      `${`${r.test} -P${r.pipeline}`.padEnd(9)}${r.server.padEnd(16)}${String(r.requests).padStart(10)}${r.rps.toFixed(0).padStart(10)}${r.cpuUsPerReq.toFixed(2).padStart(12)}` +
+        `${ratio.padStart(10)}  ${verdict}\n`,
+    );
+  }
+}
