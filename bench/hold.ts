@@ -20,10 +20,11 @@
  * start it past --max-memory (default 50% of RAM); while connecting and holding it stops the run as
  * soon as the machine's used memory (MemTotal - MemAvailable) passes that share.
  *
- * Servers are pinned to --server-cpus (default 0), the load to --client-cpus (default 1).
+ * Servers are pinned to --server-cpus (default 0), the load to --client-cpus (default 1); the load runs
+ * on --client-backend (epoll by default: the long-proven client, whatever the server engine).
  *
  *   npm run bench:hold -- [--engine epoll|io_uring] [--connections 100000[,200000,...]] [--servers S]
- *     [--connect-rate 10000] [--duration 30] [--interval 0] [--runs 1] [--max-memory 0.5] [--json]
+ *     [--connect-rate 10000] [--duration 30] [--interval 0] [--runs 1] [--max-memory 0.5] [--client-backend epoll] [--json]
  */
 import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     app: { type: 'string', default: 'hello' },
     'server-cpus': { type: 'string', default: '0' },
     'client-cpus': { type: 'string', default: '1' },
+    'client-backend': { type: 'string', default: 'epoll' },
     'max-memory': { type: 'string', default: '0.5' },
     json: { type: 'boolean', default: false },
   },
@@ -76,6 +78,7 @@ interface Attempt {
   connections: number;
   serverProcesses: number;
   clientProcesses: number;
+  clientBackend: string;
   sources: string;
   held: number;
   serverPeakConnections: number;
@@ -116,7 +119,7 @@ async function attempt(N: number): Promise<Attempt> {
         `opening ${N} connections at ${RATE}/s, holding ${HOLD_S} s; machine ${gb(used0)} used of ${gb(totalBytes)}, guard at ${gb(memLimit)}\n`,
     );
     const args = [CLI, 'load', 'hold', `http://127.0.0.1:${group.port}/`, '-c', String(N), '--connect-rate', String(RATE), '-d', `${HOLD_S}s`,
-      '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!];
+      '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!, '--backend', values['client-backend']!];
     if (Number(values.interval) > 0) args.push('--interval', `${values.interval}s`);
     client = spawnChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -164,14 +167,14 @@ async function attempt(N: number): Promise<Attempt> {
     };
     if (guard !== null || !out.trim()) {
       return {
-        ...base, clientProcesses: 0, sources: '', held: 0, failures: 0, byErrno: {}, refused: 0, reset: 0, timeout: 0, lost: 0, connectSeconds: 0, heldSeconds: 0,
+        ...base, clientProcesses: 0, clientBackend: values['client-backend']!, sources: '', held: 0, failures: 0, byErrno: {}, refused: 0, reset: 0, timeout: 0, lost: 0, connectSeconds: 0, heldSeconds: 0,
         ok: false, limit: guard ?? `iolab load exited ${code} without a result`, samples: [],
       };
     }
     const r = JSON.parse(out) as {
       ok: boolean; hold: { held: number; established: number; lost: number; refused: number; reset: number; timeout: number };
       errors: { total: number; samples: string[]; byErrno: Record<string, number> }; connectMs: number; durationMs: number;
-      client: { processes: number }; settings: { sources: string[] };
+      client: { processes: number }; settings: { sources: string[] }; backend: string;
     };
     const failures = r.errors.total + r.hold.lost;
     const ok = r.hold.held >= N && failures === 0 && serversDown === 0;
@@ -179,6 +182,7 @@ async function attempt(N: number): Promise<Attempt> {
     return {
       ...base,
       clientProcesses: r.client.processes,
+      clientBackend: r.backend,
       sources: src.length > 0 ? `${src[0]}-${src[src.length - 1]} (${src.length})` : 'default',
       held: r.hold.held, failures, byErrno: r.errors.byErrno, refused: r.hold.refused, reset: r.hold.reset, timeout: r.hold.timeout, lost: r.hold.lost,
       connectSeconds: r.connectMs / 1000, heldSeconds: r.durationMs / 1000,
@@ -241,7 +245,7 @@ else {
     process.stdout.write(
       `\n${a.connections} connections (${a.engine}): ${a.ok ? 'HELD' : 'NOT HELD'}: held ${a.held} for ${a.heldSeconds.toFixed(1)} s (after ${a.connectSeconds.toFixed(1)} s connecting), ` +
         `${a.failures} failures (refused ${a.refused}, reset ${a.reset}, timeout ${a.timeout}, lost ${a.lost})${a.limit ? `\n  limit: ${a.limit}` : ''}\n` +
-        `  client: ${a.clientProcesses} processes, sources ${a.sources}, peak RSS ${a.clientRssPeakMB} MB\n` +
+        `  client: ${a.clientProcesses} processes (${a.clientBackend}), sources ${a.sources}, peak RSS ${a.clientRssPeakMB} MB\n` +
         `  server: ${a.serverProcesses} processes (SO_REUSEPORT), peak ${a.serverPeakConnections} connections (${a.serverSecondsAtFullCount} s at the full count), ` +
         `RSS ${a.serverRssBeforeMB} MB -> ${a.serverRssPeakMB} MB (${a.serverRssPerConnBytes} B per connection)\n` +
         `  machine: ${a.machineUsedPeakGB} GB used at the peak, ${(a.machinePerConnBytes / 1024).toFixed(1)} KB per connection (both ends, kernel + user), TCP buffers ${a.kernelTcpBufferMB} MB\n`,

@@ -11,12 +11,14 @@
  *    eventpoll_epi, tcp_bind_bucket) / 2N: both ends of every connection live on this machine, and
  *    the client's sockets (with its epoll items) are in the same slabs, so this is the average of a
  *    server socket and a client socket. System-wide: another process opening sockets meanwhile shows.
+ *    The client runs on --client-backend (epoll by default, so the slabs hold one epoll item per
+ *    client socket whatever the server engine; io_uring there leaves them out).
  *
  * Each (engine, N) runs --runs times on fresh servers, engines alternating; the median counts.
  * bench:idle is the single-process version (client in the bench process, up to ~19k connections).
  *
  *   npm run bench:idle-scale -- [--engines epoll,io_uring] [--connections 10000,100000] [--runs 3]
- *     [--duration 3] [--connect-rate 10000] [--app echo] [--json]
+ *     [--duration 3] [--connect-rate 10000] [--app echo] [--client-backend epoll] [--json]
  */
 import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     app: { type: 'string', default: 'echo' },
     'server-cpus': { type: 'string', default: '0' },
     'client-cpus': { type: 'string', default: '1' },
+    'client-backend': { type: 'string', default: 'epoll' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -61,7 +64,7 @@ async function once(engine: string, N: number): Promise<Sample> {
     const rss0 = group.rssBytes(), slab0 = socketSlabBytes(), tcp0 = tcpMemBytes();
     // The client holds far longer than needed and is stopped once memory is read.
     client = spawnChild(process.execPath, [CLI, 'load', 'hold', `tcp://127.0.0.1:${group.port}`, '-c', String(N), '--connect-rate', String(RATE),
-      '-d', `${IDLE_S + 120}s`, '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!], { stdio: ['ignore', 'ignore', 'inherit'] });
+      '-d', `${IDLE_S + 120}s`, '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!, '--backend', values['client-backend']!], { stdio: ['ignore', 'ignore', 'inherit'] });
     let exited = false;
     client.once('exit', () => (exited = true));
     const t0 = performance.now();
@@ -123,7 +126,7 @@ if (values.json) process.stdout.write(JSON.stringify({ runs: RUNS, idleSeconds: 
 else {
   process.stdout.write(
     `\nidle connections (${values.app}), idle ${IDLE_S} s before reading; servers on CPU ${values['server-cpus']} (SO_REUSEPORT processes), ` +
-      `iolab load hold on CPU ${values['client-cpus']}; median of ${RUNS}\n`,
+      `iolab load hold (${values['client-backend']}) on CPU ${values['client-cpus']}; median of ${RUNS}\n`,
   );
   process.stdout.write(`${'engine'.padEnd(10)}${'conns'.padStart(8)}${'procs'.padStart(6)}${'held'.padStart(8)}${'user B/conn'.padStart(13)}${'slab B/socket'.padStart(15)}  target <= ${TARGET_BYTES} B   runs\n`);
   for (const r of rows) {
