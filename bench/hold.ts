@@ -31,9 +31,10 @@ import { parseArgs } from 'node:util';
 import { spawnChild, stopChild } from '../src/lab/children.js';
 import { gb, memInfo } from '../src/lab/guard.js';
 import { processTree } from '../src/probe/index.js';
-import { CLI, rssBytes, sleep, tcpMemBytes } from './lib/util.js';
+import { CLI, rssBytes, sleep, tcpMemBytes, usageOnHelp } from './lib/util.js';
 import { CONNS_PER_SERVER, startServerGroup } from './lib/server-group.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     engine: { type: 'string', default: 'epoll' },

@@ -23,9 +23,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { spawnChild, stopChild } from '../src/lab/children.js';
-import { CLI, median, sleep, socketSlabBytes, tcpMemBytes } from './lib/util.js';
+import { CLI, median, sleep, socketSlabBytes, tcpMemBytes, usageOnHelp } from './lib/util.js';
 import { CONNS_PER_SERVER, startServerGroup } from './lib/server-group.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     engines: { type: 'string', default: 'epoll,io_uring' },

@@ -19,8 +19,9 @@ import { parseArgs } from 'node:util';
 import { spawnChild } from '../src/lab/children.js';
 import { peerByName, type PeerSpec } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
-import { cpuSeconds, has, machineCpu, median } from './lib/util.js';
+import { cpuSeconds, has, machineCpu, median, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },

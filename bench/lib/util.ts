@@ -118,3 +118,12 @@ export function machineCpu(): { busyS: number; totalS: number } {
   const idle = f[3]! + f[4]!;
   return { busyS: (total - idle) / 100, totalS: total / 100 }; // USER_HZ: 100 on Linux (proc(5))
 }
+
+/** `--help` / `-h`: print the script's opening comment (its usage) and exit. Call before parseArgs. */
+export function usageOnHelp(metaUrl: string): void {
+  if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;
+  const text = readFileSync(fileURLToPath(metaUrl), 'utf8');
+  const m = /\/\*\*([\s\S]*?)\*\//.exec(text);
+  process.stdout.write((m ? m[1]!.split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n').trim() : 'no usage comment') + '\n');
+  process.exit(0);
+}
