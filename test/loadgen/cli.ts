@@ -12,9 +12,10 @@ export interface LoadRun {
   json: LoadResult | null;
 }
 
-export function load(args: string[], timeoutMs = 60_000): Promise<LoadRun> {
+/** `env` is added to this process's environment for the run (e.g. IOLAB_IO_URING=fail:EPERM). */
+export function load(args: string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<LoadRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

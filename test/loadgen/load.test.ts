@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { startServer, has, CLI, type Served } from '../helpers/server.js';
 import { load, listen, freePort, waitPort } from './cli.js';
 import { runLoad, decodeHistogram, SCHEMA } from '../../src/loadgen/index.js';
+import { probeIoUring } from '../../src/sys/io_uring.js';
 
 function assertOrdered(l: { min: number; p50: number; p90: number; p99: number; 'p99.9': number; max: number }): void {
   assert.ok(l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l['p99.9'] && l['p99.9'] <= l.max, `percentiles out of order: ${JSON.stringify(l)}`);
@@ -34,6 +35,8 @@ describe('iolab load: closed HTTP against epoll hello', () => {
     assert.equal(j.schema, SCHEMA);
     assert.equal(j.mode, 'closed');
     assert.equal(j.protocol, 'http');
+    // The default backend is auto: io_uring where the kernel allows it (backends.test.ts runs both).
+    assert.equal(j.backend, probeIoUring().ok ? 'io_uring' : 'epoll');
     assert.equal(j.ok, true);
     assert.equal(j.errors.total, 0, JSON.stringify(j.errors));
     assert.ok(j.requests.completed > 0);
