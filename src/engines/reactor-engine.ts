@@ -82,6 +82,9 @@ export class WorkerPoolEngine implements Engine {
   private exited = 0;
   private finals: EngineStats[] = [];
 
+  /** Connections open across all loops, for a server-wide --max-connections (ConnectionLimits.shared). */
+  private readonly connCount = new Int32Array(new SharedArrayBuffer(4));
+
   constructor(name: string, private readonly opts: EngineOptions) {
     this.name = name;
     this.done = new Promise((res) => (this.resolveDone = res));
@@ -89,7 +92,7 @@ export class WorkerPoolEngine implements Engine {
 
   private spawn(port: number): Promise<Listening> {
     const w = new Worker(new URL('./worker.js', import.meta.url), {
-      workerData: { engine: this.name, opts: { ...this.opts, port, workers: 1 } },
+      workerData: { engine: this.name, opts: { ...this.opts, port, workers: 1, limits: { ...this.opts.limits, shared: this.connCount } } },
     });
     this.workers.push(w);
     return new Promise((resolve, reject) => {

@@ -33,6 +33,11 @@ export interface EngineOptions {
 export interface ConnectionLimits {
   /** Connections beyond this are answered with the protocol's refusal and closed (0: no cap but fds). */
   maxConnections: number;
+  /**
+   * With --workers N the loops share one count here (SharedArrayBuffer, Atomics), so the cap is the
+   * server's, not each loop's: SO_REUSEPORT hashes connections over loops unevenly. Absent: one loop.
+   */
+  shared?: Int32Array;
   /** A request still incomplete this long after its first byte: HTTP 408 and close (slowloris). */
   headerTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */

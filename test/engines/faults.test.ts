@@ -24,7 +24,7 @@ import { CLI, has, startServer, type Served } from '../helpers/server.js';
 interface FaultCase {
   label: string;
   args: string[];
-  /** Event loops sharing the port (SO_REUSEPORT): a --max-connections cap applies per loop. */
+  /** Event loops sharing the port (SO_REUSEPORT); they share one --max-connections count. */
   loops?: number;
   /** Connections a blocking model serves at once (its threads or processes); the rest wait in the backlog. */
   capacity?: number;
@@ -35,23 +35,6 @@ interface FaultCase {
   /** A test title substring -> a known bug, reported to the engine's owner: the test runs as a todo. */
   todo?: Record<string, string>;
 }
-
-// Gaps in the blocking engines (threads, prefork), found by these tests and reported to their owner;
-// the tests run as todos until they are closed.
-const BLOCKING_GAPS: Record<string, string> = {
-  slowloris: 'known gap, reported: --header-timeout is not applied (the thread parks in read() with no deadline)',
-  'idle keep-alive': 'known gap, reported: --idle-timeout is not applied to a keep-alive connection parked in read()',
-  'slow reader (HTTP': 'known gap, reported: --send-timeout is not applied (a fixed 30 s SO_SNDTIMEO / slow-reader limit instead)',
-  'with HTTP requests in flight':
-    "known gap, reported: an async answer that completes during the drain lacks Connection: close (the thread's Service sees `draining` only when it next feeds)",
-  'SIGTERM under echo load': 'known gap, reported: at stop a connection is closed at once, without a lingering close, so unread input makes it an RST that drops echoed bytes still in the socket buffer',
-};
-
-// The blocking engines do not yet bound one feed's output (FeedResult.maxOut in apps/service.ts): a
-// 64 KB read of pipelined `GET k` for a 1 MB value makes ~3 GB of replies in one OutBuf. Not run here,
-// so a shared machine is not pushed into swap; reported to the owner of src/engines/threads.
-const BLOCKING_FEED_BOUND =
-  'known bug, reported (not run: it grows the server by gigabytes): src/engines/threads/blocking.ts does not set FeedResult.maxOut or honour FeedResult.more, so one read of pipelined GETs for a 1 MB value is answered into one ~3 GB buffer';
 
 export const FAULT_CASES: FaultCase[] = [
   { label: 'select', args: ['--engine', 'select'] },
@@ -75,33 +58,24 @@ export const FAULT_CASES: FaultCase[] = [
     },
   },
   { label: 'io_uring', args: ['--engine', 'io_uring'] },
-  {
-    label: 'threads',
-    args: ['--engine', 'threads'],
-    skip: { 'slow reader (RESP': BLOCKING_FEED_BOUND },
-    todo: { ...BLOCKING_GAPS, 'max connections': 'known gap, reported: --max-connections is not applied by the unbounded thread pool' },
-  },
+  { label: 'threads', args: ['--engine', 'threads'] },
   {
     label: 'threads --workers 4',
     args: ['--engine', 'threads', '--workers', '4'],
     capacity: 4,
     skip: {
-      'slow reader (RESP': BLOCKING_FEED_BOUND,
       'max connections':
         'a pool of 4 threads accepts 4 connections at a time and the rest wait in the listen backlog, so a cap of 5 is never reached (the pool bound is the cap: Apache worker MPM)',
     },
-    todo: BLOCKING_GAPS,
   },
   {
     label: 'prefork --workers 3',
     args: ['--engine', 'prefork', '--workers', '3'],
     capacity: 3,
     skip: {
-      'slow reader (RESP': BLOCKING_FEED_BOUND,
       'max connections':
         '3 processes accept 3 connections at a time and the rest wait in the listen backlog, so a cap of 5 is never reached (one connection per process is the model: Apache prefork MaxRequestWorkers)',
     },
-    todo: BLOCKING_GAPS,
   },
   { label: 'node', args: ['--engine', 'node'] },
 ];
@@ -580,9 +554,10 @@ for (const fc of FAULT_CASES) {
         const socks: net.Socket[] = [];
         try {
           // Connect without sending: a refused connection then closes with a FIN (nothing unread), and
-          // the refusal is all it receives. With one loop the 6th is refused; with N loops (SO_REUSEPORT
-          // hashes connections over them) the cap is per loop, so of CAP*N+1 at least one is refused.
-          const n = CAP * loops + 1;
+          // the refusal is all it receives. The cap is the server's: with N loops (SO_REUSEPORT hashes
+          // connections over them) they share one count, so again exactly one of CAP+1 is refused
+          // (which one may differ: the loops accept concurrently).
+          const n = CAP + 1;
           const ends: Promise<Ended>[] = [];
           for (let i = 0; i < n; i++) {
             const c = await connect(s.port);
@@ -598,7 +573,7 @@ for (const fc of FAULT_CASES) {
             assert.ok(r.fin && !r.reset, `connection ${i} refused with ${r.reset ? 'an RST' : 'no FIN'}`);
           }
           if (loops === 1) assert.deepEqual(refused, [CAP], 'exactly the 6th connection is refused');
-          else assert.ok(refused.length >= 1 && n - refused.length <= CAP * loops, `refused ${refused.length} of ${n}`);
+          else assert.equal(refused.length, 1, `refused ${JSON.stringify(refused)} of ${n}: the cap is server-wide`);
           // The others are served.
           const served = socks.filter((_, i) => !refused.includes(i));
           for (const c of served) {
@@ -606,8 +581,7 @@ for (const fc of FAULT_CASES) {
             c.write(request);
             assert.ok(answered(await got));
           }
-          // Free a slot: a new connection is served (retried: the server sees our FIN a moment later;
-          // with N loops a new connection may hash to a loop that is still full).
+          // Free a slot: a new connection is served (retried: the server sees our FIN a moment later).
           served[0]!.destroy();
           let ok = false;
           for (let i = 0; i < 40 && !ok; i++) {

@@ -255,8 +255,7 @@ export class Reactor {
         ffi.close(fd);
         continue;
       }
-      const max = this.limits.maxConnections;
-      if (max > 0 && this.current >= max) {
+      if (this.overCap()) {
         this.refuse(fd);
         continue;
       }
@@ -613,6 +612,17 @@ export class Reactor {
     this.interest[fd] = want;
   }
 
+  /** Count a new connection against --max-connections (server-wide with --workers); true: refuse it. */
+  private overCap(): boolean {
+    const max = this.limits.maxConnections;
+    if (max <= 0) return false;
+    const shared = this.limits.shared;
+    if (shared === undefined) return this.current >= max;
+    if (Atomics.add(shared, 0, 1) < max) return false;
+    Atomics.sub(shared, 0, 1);
+    return true;
+  }
+
   private closeConn(fd: number): void {
     if (!(this.flags[fd]! & F_OPEN)) return;
     this.poller.remove(fd, true);
@@ -630,6 +640,7 @@ export class Reactor {
     }
     this.partialSince[fd] = 0;
     this.current--;
+    if (this.limits.shared !== undefined && this.limits.maxConnections > 0) Atomics.sub(this.limits.shared, 0, 1);
     if (this.acceptPausedUntil !== 0) this.acceptPausedUntil = this.now; // an fd is free: accept at the end of this pass
   }
 
