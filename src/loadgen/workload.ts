@@ -11,6 +11,11 @@
  *  - echo: every byte is compared with what was sent (payloads differ per request, so a lost or
  *    repeated payload shows too).
  *
+ * Large HTTP bodies framed by Content-Length are not held: once the head of a response that is
+ * still incomplete has been read (and its status checked), the rest of its body is counted off as
+ * it arrives, so a 16 MB file costs no copies here (holding it would copy every earlier read again
+ * on each new one: quadratic, and the load generator, not the server, would set the rate).
+ *
  * A reply that is framed correctly but wrong (a 500, an -ERR, a flipped byte) is counted in `bad`
  * and the connection goes on (as wrk counts non-2xx); broken framing sets `err` and the loop closes
  * the connection, since the byte stream can no longer be trusted.
@@ -66,6 +71,10 @@ function join(held: Buffer, data: Buffer, n: number): Buffer {
 
 // ---------------------------------------------------------------------------------------------- http
 
+/** Held input of an incomplete response at least this long is checked for a head to skip the body after (see the file comment). */
+const SKIP_MIN = 16 * 1024;
+const HEAD_ONLY: ResponseParseOptions = { head: true };
+
 class HttpWorkload implements Workload {
   readonly protocol = 'http' as const;
   buf: Buffer;
@@ -88,10 +97,17 @@ class HttpWorkload implements Workload {
    */
   private memo: Buffer | null = null;
   private memoLen = 0;
+  /** Per slot: body bytes still to come of a response whose head was read, its status and whether it keeps the connection. */
+  private readonly bodyLeft: Float64Array;
+  private readonly pendStatus: Uint16Array;
+  private readonly pendKeep: Uint8Array;
 
   constructor(o: ResolvedOptions, slots: number, targetOf: Uint16Array) {
     this.targetOf = targetOf;
     this.inbuf = new Array<Buffer | null>(slots).fill(null);
+    this.bodyLeft = new Float64Array(slots);
+    this.pendStatus = new Uint16Array(slots);
+    this.pendKeep = new Uint8Array(slots);
     for (const [lo, hi] of o.expectStatus) for (let s = lo; s <= hi && s < 1000; s++) this.statusOk[s] = 1;
     this.popts = { head: o.method === 'HEAD' };
     this.reqs = [];
@@ -116,6 +132,7 @@ class HttpWorkload implements Workload {
 
   reset(slot: number): void {
     this.inbuf[slot] = null;
+    this.bodyLeft[slot] = 0;
   }
 
   fill(slot: number, count: number): number {
@@ -128,6 +145,26 @@ class HttpWorkload implements Workload {
     this.bad = 0;
     this.err = 0;
     this.closeAfter = false;
+    let p = 0;
+    let count = 0;
+    const left = this.bodyLeft[slot]!;
+    if (left > 0) {
+      // The rest of a body whose head was checked: count it off, then parse what follows it.
+      if (n < left) {
+        this.bodyLeft[slot] = left - n;
+        return 0;
+      }
+      this.bodyLeft[slot] = 0;
+      p = left;
+      count = 1;
+      const status = this.pendStatus[slot]!;
+      if (this.statusOk[status] === 0 && this.bad++ === 0) this.reason = `HTTP status ${status}`;
+      if (this.pendKeep[slot] === 0) {
+        this.closeAfter = true;
+        return 1;
+      }
+      if (p === n) return 1;
+    }
     let buf = data;
     let end = n;
     const held = this.inbuf[slot];
@@ -136,13 +173,19 @@ class HttpWorkload implements Workload {
       end = buf.length;
       this.inbuf[slot] = null;
     }
-    return this.parse(slot, buf, 0, end, false);
+    return count + this.parse(slot, buf, p, end, false);
   }
 
   eof(slot: number): number {
     this.bad = 0;
     this.err = 0;
     this.closeAfter = false;
+    if (this.bodyLeft[slot]! > 0) {
+      this.bodyLeft[slot] = 0;
+      this.err = E_PROTOCOL;
+      this.reason = 'HTTP response: connection closed in the body';
+      return 0;
+    }
     const held = this.inbuf[slot];
     this.inbuf[slot] = null;
     if (held === null) return 0;
@@ -160,7 +203,7 @@ class HttpWorkload implements Workload {
       }
       const r = atEof ? finishAtEof(buf, p, end, this.popts) : parseResponse(buf, p, end, this.popts);
       if (r.kind === 'incomplete') {
-        this.inbuf[slot] = Buffer.from(buf.subarray(p, end));
+        if (end - p < SKIP_MIN || !this.skipBody(slot, buf, p, end)) this.inbuf[slot] = Buffer.from(buf.subarray(p, end));
         return count;
       }
       if (r.kind === 'error') {
@@ -191,6 +234,27 @@ class HttpWorkload implements Workload {
       p = r.next;
     }
     return count;
+  }
+
+  /**
+   * buf[p, end) is an incomplete response: if its head is all here and its body is framed by
+   * Content-Length, remember how much body is still to come instead of holding the bytes.
+   */
+  private skipBody(slot: number, buf: Buffer, p: number, end: number): boolean {
+    const h = parseResponse(buf, p, end, HEAD_ONLY);
+    if (h.kind !== 'response' || h.status < 200) return false;
+    let length = -1;
+    for (let i = 0; i < h.headers.length; i += 2) {
+      const name = h.headers[i];
+      if (name === 'transfer-encoding') return false; // chunked or read until close: held as before
+      if (name === 'content-length') length = Number(h.headers[i + 1]);
+    }
+    // The full parse said incomplete, so the body is not all here: length > what arrived.
+    if (!(length > end - h.next)) return false;
+    this.bodyLeft[slot] = length - (end - h.next);
+    this.pendStatus[slot] = h.status;
+    this.pendKeep[slot] = h.keepAlive ? 1 : 0;
+    return true;
   }
 }
 
