@@ -9,7 +9,10 @@
  * over its measured window as it reports it). On a machine shared with other work the req/s of both
  * swing with the neighbours; CPU per request says which client would win once it is the bottleneck.
  *
- *   node dist/bench/load-vs-wrk.js [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only nginx] [--json]
+ * `--backend` picks iolab load's I/O backend (auto: io_uring when the kernel allows it, else epoll);
+ * the table says which one ran.
+ *
+ *   node dist/bench/load-vs-wrk.js [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--backend auto|io_uring|epoll] [--only nginx] [--json]
  */
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
@@ -29,11 +32,19 @@ const { values } = parseArgs({
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     only: { type: 'string' },
+    backend: { type: 'string', default: 'auto' },
     json: { type: 'boolean', default: false },
   },
 });
 const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = Number(values.connections), PIPE = Number(values.pipeline);
 const SCPU = values['server-cpu']!, CCPU = values['client-cpu']!;
+const BACKEND = values.backend!;
+if (!['auto', 'io_uring', 'epoll'].includes(BACKEND)) {
+  process.stderr.write(`--backend takes auto, io_uring or epoll (got ${BACKEND})\n`);
+  process.exit(2);
+}
+/** The backend iolab load reported (auto resolves to one); the runs must agree. */
+const ran = new Set<string>();
 const children: ChildProcess[] = [];
 reapOnExit(() => children);
 
@@ -105,8 +116,14 @@ async function runWrk(port: number, seconds: number): Promise<Run> {
 }
 
 async function runIolab(port: number, seconds: number): Promise<Run> {
-  const { out, cpuSec } = await runTimed(process.execPath, [CLI, 'load', 'closed', `http://127.0.0.1:${port}/`, '-c', String(CONNS), '-p', String(PIPE), '-d', `${seconds}s`, '--json', '--quiet', '--max-errors', '1000000']);
-  const j = JSON.parse(out) as { requests: { perSec: number; completed: number }; errors: { total: number }; client: { userSec: number; systemSec: number } };
+  const { out, cpuSec } = await runTimed(process.execPath, [
+    CLI, 'load', 'closed', `http://127.0.0.1:${port}/`, '-c', String(CONNS), '-p', String(PIPE), '-d', `${seconds}s`, '--backend', BACKEND,
+    '--json', '--quiet', '--max-errors', '1000000',
+  ]);
+  const j = JSON.parse(out) as {
+    backend: string; requests: { perSec: number; completed: number }; errors: { total: number }; client: { userSec: number; systemSec: number };
+  };
+  ran.add(j.backend);
   // CPU over the measured window (all threads; iolab measures it itself): Node's start-up and JIT
   // warm-up (~0.2 s of CPU, cpuSec here) would otherwise weigh on short runs; wrk starts in ~1 ms.
   void cpuSec;
@@ -131,7 +148,7 @@ for (const srv of servers) {
       i.push(await runIolab(s.port, DURATION));
       process.stderr.write(
         `  ${srv.name} run ${k + 1}/${RUNS}: wrk ${w[k]!.rps.toFixed(0)} req/s (${w[k]!.cpuUsPerReq.toFixed(2)} us CPU/req), ` +
-          `iolab load ${i[k]!.rps.toFixed(0)} req/s (${i[k]!.cpuUsPerReq.toFixed(2)} us CPU/req)\n`,
+          `iolab load (${[...ran].join(', ')}) ${i[k]!.rps.toFixed(0)} req/s (${i[k]!.cpuUsPerReq.toFixed(2)} us CPU/req)\n`,
       );
     }
     const mw = median(w.map((r) => r.rps)), mi = median(i.map((r) => r.rps));
@@ -146,9 +163,12 @@ for (const srv of servers) {
   }
 }
 
-if (values.json) process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPE, rows }, null, 2) + '\n');
-else {
+const backendRan = [...ran].join(', ');
+if (values.json) {
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPE, backend: { asked: BACKEND, ran: backendRan }, rows }, null, 2) + '\n');
+} else {
   process.stdout.write(`\nclosed loop, ${CONNS} connections, pipeline ${PIPE}, ${DURATION} s, median of ${RUNS}; server on CPU ${SCPU}, client on CPU ${CCPU}\n`);
+  process.stdout.write(`iolab load backend: ${backendRan || 'none ran'}${BACKEND !== 'auto' || ran.size !== 1 ? ` (asked: ${BACKEND})` : ' (auto)'}\n`);
   process.stdout.write(`${'server'.padEnd(18)} ${'wrk req/s'.padStart(11)} ${'iolab req/s'.padStart(12)} ${'iolab/wrk'.padStart(10)} ${'CPU us/req: wrk'.padStart(16)} ${'iolab'.padStart(6)}\n`);
   for (const r of rows) {
     const errs = r.wrkErrors + r.iolabErrors > 0 ? `  (errors: wrk ${r.wrkErrors}, iolab ${r.iolabErrors})` : '';
