@@ -67,7 +67,7 @@ program
   .option('--full', 'repeats, longer windows, ramps to 10k connections (as long as it needs)')
   .option('--engines <list>', 'engines to run (comma list, all, none)', 'all')
   .option('--peers <list>', 'peers to run when installed: nginx, apache2-prefork, apache2-worker, apache2-event, redis-server (comma list, all, none)', 'all')
-  .option('--scenarios <list>', 'throughput, scaling, idle, blocking-handler, breaking-point, trace (comma list; default all)')
+  .option('--scenarios <list>', 'throughput, scaling, idle, blocking-handler, breaking-point, zero-copy (static files, sendfile vs copy), trace (comma list; default all)')
   .option('-o, --out <dir>', 'where results.json, report.md and report.html go (default ./iolab-results/<time>)')
   .option('--server-cpu <n>', 'CPU for the servers (default 0)')
   .option('--client-cpu <n>', 'CPU for the load generator (default 1)')

@@ -9,7 +9,8 @@ import { getrlimit, raiseNofile } from '../sys/index.js';
 import { sampleTree, socketSlabBytes, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
 import { measureWindow, medianSample, rpsSpread, type LoadFn, type LoadOutcome } from './measure.js';
-import { peerByName } from './peers.js';
+import { checkBody, makeStaticFiles, sizeName, type StaticFiles } from './files.js';
+import { nginxStatic, peerByName } from './peers.js';
 import { BLOCKING_ENGINES, buildPlan, type PlanOptions, type Step, type TargetSpec } from './plan.js';
 import { RESULTS_SCHEMA, type LabResults, type Machine, type Protocol, type Sample, type ScenarioResult, type Target } from './results.js';
 import { startEngine, startPeer, type Running } from './targets.js';
@@ -53,21 +54,33 @@ export function machineInfo(o: Pick<LabOptions, 'serverCpu' | 'clientCpu' | 'ioU
   };
 }
 
-async function start(spec: TargetSpec, protocol: Protocol, o: LabOptions, work?: string): Promise<Running> {
+/** `files`: the static tree a zero-copy step serves (the static app, or nginx rooted there). */
+async function start(spec: TargetSpec, protocol: Protocol, o: LabOptions, work?: string, file?: { files: StaticFiles; sendfile: boolean }): Promise<Running> {
   if (spec.kind === 'peer') {
     const p = peerByName(spec.name);
     if (!p) throw new Error(`unknown peer ${spec.name}`);
+    if (file) {
+      if (p.name !== 'nginx') throw new Error(`${p.name} has no static-file configuration here (only nginx)`);
+      return startPeer(nginxStatic(file.files.dir, file.sendfile), o.serverCpu);
+    }
     return startPeer(p, o.serverCpu);
   }
-  return startEngine({ engine: spec.name, protocol, cpu: o.serverCpu, work, extra: spec.extra, env: spec.env });
+  const app = file ? `static:${file.files.dir}` : undefined;
+  return startEngine({ engine: spec.name, protocol, cpu: o.serverCpu, work, app, extra: spec.extra, env: spec.env });
+}
+
+/** The params a zero-copy step's results carry (report/query.ts isStatic, zeroCopyOf; claims.ts C9). */
+function fileParams(step: Step): Record<string, unknown> {
+  return step.file ? { app: 'static', sendfile: step.file.sendfile, fileBytes: step.file.bytes } : {};
 }
 
 function emptyResult(step: Step, target: Target, connections: number, status: ScenarioResult['status'], reason?: string): ScenarioResult {
   return {
-    scenario: step.scenario,
+    // zero-copy steps are throughput measurements of the static app (see results.ts ScenarioName).
+    scenario: step.scenario === 'zero-copy' ? 'throughput' : step.scenario,
     target,
     protocol: step.protocol,
-    params: { connections, ...(step.work ? { work: step.work } : {}) },
+    params: { connections, ...(step.work ? { work: step.work } : {}), ...fileParams(step) },
     status,
     ...(reason ? { reason } : {}),
     samples: [],
@@ -100,27 +113,34 @@ export async function runLab(o: LabOptions): Promise<LabResults> {
   let planned = steps.reduce((a, s) => a + s.estimateS, 0);
   const elapsed = (): number => (Date.now() - t0) / 1000;
   const say = (msg: string): void => o.progress(`[${elapsed().toFixed(0).padStart(3)}s / ~${Math.round(planned)}s] ${msg}`);
+  const sizes = steps.flatMap((s) => (s.file ? [s.file.bytes] : []));
+  const files = sizes.length ? makeStaticFiles(sizes) : null;
 
-  for (let i = 0; i < steps.length; i++) {
-    const step = steps[i]!;
-    const label = `${step.scenario} ${step.protocol} ${step.target.label ?? step.target.name}${step.work ? ` ${step.work}` : ''}`;
-    if (elapsed() > o.budgetS) {
-      results.push(emptyResult(step, targetOf(step.target), step.connections[0]!, 'skipped', `time budget of ${o.budgetS}s spent`));
-      continue;
+  try {
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
+      const file = step.file ? ` ${sizeName(step.file.bytes)} sendfile ${step.file.sendfile ? 'on' : 'off'}` : '';
+      const label = `${step.scenario} ${step.protocol} ${step.target.label ?? step.target.name}${step.work ? ` ${step.work}` : ''}${file}`;
+      if (elapsed() > o.budgetS) {
+        results.push(emptyResult(step, targetOf(step.target), step.connections[0]!, 'skipped', `time budget of ${o.budgetS}s spent`));
+        continue;
+      }
+      say(label);
+      const stepStart = Date.now();
+      try {
+        if (step.scenario === 'idle') results.push(...(await runIdle(step, o, guard)));
+        else results.push(...(await runLoadStep(step, o, guard, say, files)));
+      } catch (e) {
+        const msg = (e as Error).message;
+        const status = /not installed/.test(msg) ? 'skipped' : 'failed';
+        results.push(emptyResult(step, targetOf(step.target), step.connections[0]!, status, msg));
+        if (status === 'failed') notes.push(`${label}: ${msg}`);
+      }
+      // Re-estimate the rest from how this step went against its estimate.
+      planned += (Date.now() - stepStart) / 1000 - step.estimateS;
     }
-    say(label);
-    const stepStart = Date.now();
-    try {
-      if (step.scenario === 'idle') results.push(...(await runIdle(step, o, guard)));
-      else results.push(...(await runLoadStep(step, o, guard, say)));
-    } catch (e) {
-      const msg = (e as Error).message;
-      const status = /not installed/.test(msg) ? 'skipped' : 'failed';
-      results.push(emptyResult(step, targetOf(step.target), step.connections[0]!, status, msg));
-      if (status === 'failed') notes.push(`${label}: ${msg}`);
-    }
-    // Re-estimate the rest from how this step went against its estimate.
-    planned += (Date.now() - stepStart) / 1000 - step.estimateS;
+  } finally {
+    files?.remove();
   }
   results.push(...deriveBreakingPoints(results));
   return {
@@ -136,17 +156,26 @@ export async function runLab(o: LabOptions): Promise<LabResults> {
 }
 
 /** throughput, scaling and blocking-handler: closed-loop windows at each connection count. */
-async function runLoadStep(step: Step, o: LabOptions, guard: MemoryGuard, say: (m: string) => void): Promise<ScenarioResult[]> {
+async function runLoadStep(step: Step, o: LabOptions, guard: MemoryGuard, say: (m: string) => void, files: StaticFiles | null): Promise<ScenarioResult[]> {
   const out: ScenarioResult[] = [];
-  const srv = await start(step.target, step.protocol, o, step.work);
+  if (step.file && !files) throw new Error('zero-copy step without its files');
+  const file = step.file && files ? { files, sendfile: step.file.sendfile } : undefined;
+  const srv = await start(step.target, step.protocol, o, step.work, file);
   const target = targetOf(step.target, srv.target.ran);
+  // zero-copy: GET the file; the load generator checks status and Content-Length framing of every
+  // reply, so check the bytes themselves once here (a rate of wrong bytes is worthless).
+  const url = step.file && files ? `http://127.0.0.1:${srv.port}${files.path(step.file.bytes)}` : srv.url;
   let tripped: string | null = null;
   guard.watch(srv.pid, (t) => (tripped = `stopped by the memory guard: ${t.why}`));
   let died = false;
   void srv.exited.then(() => (died = true));
   try {
+    if (step.file && files) {
+      const wrong = await checkBody(url, files.content(step.file.bytes));
+      if (wrong) throw new Error(`served the wrong bytes: ${wrong}`);
+    }
     for (const connections of step.connections) {
-      const req = { url: srv.url, protocol: step.protocol, connections, pipeline: step.pipeline ?? 1, durationS: o.durationS, cpu: o.clientCpu, size: 64 };
+      const req = { url, protocol: step.protocol, connections, pipeline: step.pipeline ?? 1, durationS: o.durationS, cpu: o.clientCpu, size: 64 };
       const r = emptyResult(step, target, connections, 'ok');
       r.params.pipeline = req.pipeline;
       r.params.durationS = o.durationS;
@@ -162,7 +191,8 @@ async function runLoadStep(step: Step, o: LabOptions, guard: MemoryGuard, say: (
       out.push(r);
       if (r.median) {
         const m = r.median;
-        say(`  ${connections} conns: ${Math.round(m.rps).toLocaleString('en-US')} req/s, p99 ${m.latencyUs ? (m.latencyUs.p99 / 1000).toFixed(2) : '?'} ms` +
+        const gbs = step.file && m.bytesPerSec ? `, ${(m.bytesPerSec / 1e9).toFixed(2)} GB/s` : '';
+        say(`  ${connections} conns: ${Math.round(m.rps).toLocaleString('en-US')} req/s${gbs}, p99 ${m.latencyUs ? (m.latencyUs.p99 / 1000).toFixed(2) : '?'} ms` +
           `${m.syscallsPerReq !== null ? `, ${m.syscallsPerReq.toFixed(2)} syscalls/req` : ''}${r.status === 'broke' ? ` — broke: ${r.reason}` : ''}`);
       } else if (r.status === 'broke') say(`  ${connections} conns: broke: ${r.reason}`);
       if (r.status === 'broke') break;
@@ -272,6 +302,8 @@ export function deriveBreakingPoints(results: ScenarioResult[]): ScenarioResult[
   for (const r of results) {
     if (r.scenario !== 'scaling' && !(r.scenario === 'throughput' && r.protocol === 'http')) continue;
     if (r.protocol !== 'http') continue;
+    // The static app's zero-copy steps are recorded as throughput but are no point of the hello ramp.
+    if (typeof r.params.app === 'string' && r.params.app.startsWith('static')) continue;
     const k = r.target.name;
     byTarget.set(k, [...(byTarget.get(k) ?? []), r]);
   }

@@ -30,6 +30,8 @@ export interface LoadOutcome {
   latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
   /** Connections established (hold mode: how many were held). */
   connected: number;
+  /** Bytes received per second (null or absent: the load function cannot say). */
+  bytesPerSec?: number | null;
 }
 
 export type LoadFn = (r: LoadRequest) => Promise<LoadOutcome>;
@@ -68,6 +70,7 @@ export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest
     errors: out.errors,
     errorsByKind: out.errorsByKind,
     latencyUs: out.latencyUs,
+    bytesPerSec: out.bytesPerSec ?? null,
     cpuUsPerReq: perReq((d.cpuUserS + d.cpuSysS) * 1e6, requests),
     ctxSwitchesPerReq: perReq(d.voluntaryCtx + d.involuntaryCtx, requests),
     syscallsPerReq: sys0 !== null && sys1 !== null ? perReq(sys1 - sys0, requests) : null,
@@ -119,6 +122,7 @@ export function medianSample(samples: Sample[]): Sample | null {
     errors: med(samples.map((s) => s.errors)),
     errorsByKind: byKind,
     latencyUs: lat,
+    bytesPerSec: medOrNull(samples.map((s) => s.bytesPerSec ?? null)),
     cpuUsPerReq: medOrNull(samples.map((s) => s.cpuUsPerReq)),
     ctxSwitchesPerReq: medOrNull(samples.map((s) => s.ctxSwitchesPerReq)),
     syscallsPerReq: medOrNull(samples.map((s) => s.syscallsPerReq)),

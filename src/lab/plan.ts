@@ -21,6 +21,8 @@ export interface Step {
   connections: number[];
   work?: string;
   pipeline?: number;
+  /** zero-copy: the static app (or nginx) serving one file of `bytes`, sent with sendfile or copied. */
+  file?: { bytes: number; sendfile: boolean };
   /** Rough seconds this step takes, for progress and the budget. */
   estimateS: number;
 }
@@ -38,11 +40,23 @@ export interface PlanOptions {
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
 export const BLOCKING_ENGINES = ['threads', 'prefork'];
 
+export const ALL_SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point', 'zero-copy'];
+
 export function defaultPlanOptions(mode: 'quick' | 'full'): Omit<PlanOptions, 'engines' | 'peers'> {
   return mode === 'quick'
-    ? { mode, scenarios: ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point'], durationS: 1.5, warmupS: 0.5, repeats: 1 }
-    : { mode, scenarios: ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point'], durationS: 5, warmupS: 2, repeats: 3 };
+    ? { mode, scenarios: [...ALL_SCENARIOS], durationS: 1.5, warmupS: 0.5, repeats: 1 }
+    : { mode, scenarios: [...ALL_SCENARIOS], durationS: 5, warmupS: 2, repeats: 3 };
 }
+
+/**
+ * zero-copy: closed-loop connections per step. Each keeps one request outstanding, so 16 keep the
+ * server's one core busy (the server, not the client, sets the rate from here on), while bytes in
+ * flight stay within the socket buffers (16 x 1 MB); at 100, as the hello throughput step uses,
+ * 1 MB files would only queue more in the kernel, and every connection's reply would wait longer.
+ */
+export const ZERO_COPY_CONNECTIONS = 16;
+/** zero-copy file sizes: 64 KB (a typical page asset: copying it is a few memcpy calls), and 1 MB in --full (copy cost dominates). */
+export const ZERO_COPY_SIZES = { quick: [64 << 10], full: [64 << 10, 1 << 20] };
 
 /** prefork serves one connection per process, so N connections need N processes (Apache's MaxRequestWorkers; the engine caps it by memory). */
 function withProcs(t: TargetSpec, n: number): TargetSpec {
@@ -91,6 +105,20 @@ export function buildPlan(o: PlanOptions): Step[] {
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
       const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [200] : n;
       steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 });
+    }
+  }
+  if (has('zero-copy')) {
+    // The static app on the baseline engine (and io_uring's SPLICE in --full), --sendfile on then off,
+    // on the same file and load; nginx serving the same file (sendfile on / off) in --full.
+    const zcEngines = engines.filter((t) => t.name === 'epoll' || (!quick && t.name === 'io_uring'));
+    const zcPeers = quick ? [] : peersHttp.filter((p) => p.name === 'nginx');
+    for (const bytes of ZERO_COPY_SIZES[o.mode]) {
+      for (const t of [...zcEngines, ...zcPeers]) {
+        for (const sendfile of [true, false]) {
+          const target = t.kind === 'engine' ? { ...t, extra: [...(t.extra ?? []), '--sendfile', sendfile ? 'on' : 'off'] } : t;
+          steps.push({ scenario: 'zero-copy', target, protocol: 'http', connections: [ZERO_COPY_CONNECTIONS], file: { bytes, sendfile }, estimateS: win });
+        }
+      }
     }
   }
   if (has('blocking-handler')) {

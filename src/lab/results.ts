@@ -35,7 +35,12 @@ export interface Target {
   model: string;
 }
 
-export type ScenarioName = 'throughput' | 'scaling' | 'idle' | 'blocking-handler' | 'breaking-point';
+/**
+ * `zero-copy` names a part of the plan (the static app with --sendfile on and off); its results are
+ * recorded as `throughput` results with `params.app` = 'static', `params.sendfile` true/false and
+ * `params.fileBytes`, so they sit in the throughput table and CLAIMS.md C9 is judged from them.
+ */
+export type ScenarioName = 'throughput' | 'scaling' | 'idle' | 'blocking-handler' | 'breaking-point' | 'zero-copy';
 
 export type Protocol = 'http' | 'resp' | 'echo';
 
@@ -48,6 +53,8 @@ export interface Sample {
   /** Errors by kind: refused, reset, timeout, protocol, wrong-reply ... */
   errorsByKind: Record<string, number>;
   latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
+  /** Bytes the load generator received per second (responses, heads included); absent in older results. */
+  bytesPerSec?: number | null;
   /** Server process tree, over the window: CPU time (user+sys) per request, context switches per request. */
   cpuUsPerReq: number | null;
   ctxSwitchesPerReq: number | null;

@@ -44,6 +44,8 @@ export interface EngineStart {
   protocol: Protocol;
   cpu: number | null;
   work?: string;
+  /** The app (`static:<dir>` ...); default: the protocol's (hello, kv, echo). */
+  app?: string;
   /** More `iolab serve` flags, e.g. ['--edge'] or ['--workers', '2']. */
   extra?: string[];
   /** Extra environment (engine knobs read from env). */
@@ -53,7 +55,7 @@ export interface EngineStart {
 export async function startEngine(o: EngineStart): Promise<Running> {
   const tmp = makeTempDir('serve');
   const statsFile = join(tmp.dir, 'stats.json');
-  const args = [CLI, 'serve', '--engine', o.engine, '--app', APP_FOR[o.protocol], '--port', '0', '--json', '--quiet',
+  const args = [CLI, 'serve', '--engine', o.engine, '--app', o.app ?? APP_FOR[o.protocol], '--port', '0', '--json', '--quiet',
     '--stats-file', statsFile, '--drain-ms', '1000', ...(o.work ? ['--work', o.work] : []), ...(o.extra ?? [])];
   const [cmd, argv] = pinned(o.cpu, process.execPath, args);
   const child = spawnChild(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env });

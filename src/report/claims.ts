@@ -525,12 +525,13 @@ function c9(r: LabResults): Judged {
   const stat = r.results.filter((s): s is Measured => isStatic(s) && isMeasured(s) && zeroCopyOf(s) != null);
   let gain: boolean | null = null;
   for (const zc of stat.filter((s) => zeroCopyOf(s) === true)) {
-    const cp = stat.find((s) => zeroCopyOf(s) === false && s.target.name === zc.target.name && s.protocol === zc.protocol && s.params.connections === zc.params.connections);
+    const cp = stat.find((s) => zeroCopyOf(s) === false && s.target.name === zc.target.name && s.protocol === zc.protocol && s.params.connections === zc.params.connections && s.params.fileBytes === zc.params.fileBytes);
     if (!cp) continue;
     const rr = zc.median.rps / cp.median.rps;
     const cr = div(zc.median.cpuUsPerReq, cp.median.cpuUsPerReq);
+    const size = typeof zc.params.fileBytes === 'number' ? `, ${bytes(zc.params.fileBytes)} file` : '';
     ev.push(
-      `static on ${zc.target.name}, ${conns(zc.params.connections)} connections: sendfile ${rps(zc.median)} vs copy ${num(cp.median.rps)} (${ratio(rr)})` +
+      `static on ${zc.target.name}${size}, ${conns(zc.params.connections)} connections: sendfile ${rps(zc.median)} vs copy ${num(cp.median.rps)} (${ratio(rr)})` +
         (cr != null ? `, CPU per request ${us(zc.median.cpuUsPerReq)} vs ${us(cp.median.cpuUsPerReq)} (${ratio(cr)})` : ''),
     );
     gain = (gain ?? false) || rr >= T.c9ZeroCopyGain || (cr != null && cr <= 1 / T.c9ZeroCopyGain);

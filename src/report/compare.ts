@@ -10,7 +10,7 @@ import { held, isMeasured, isStatic, label, targets, workOf, zeroCopyOf } from '
 
 function key(s: ScenarioResult): string {
   const zc = zeroCopyOf(s);
-  const app = isStatic(s) ? ` static${zc == null ? '' : zc ? ' sendfile' : ' copy'}` : '';
+  const app = isStatic(s) ? ` static${typeof s.params.fileBytes === 'number' ? ` ${s.params.fileBytes}` : ''}${zc == null ? '' : zc ? ' sendfile' : ' copy'}` : '';
   return [s.scenario, s.target.name, s.protocol + app, s.params.connections, workOf(s) ?? ''].join('|');
 }
 

@@ -161,7 +161,8 @@ export function costTable(r: LabResults): Table {
 function protoLabel(s: ScenarioResult): string {
   if (!isStatic(s)) return s.protocol;
   const zc = zeroCopyOf(s);
-  return `${s.protocol} static${zc == null ? '' : zc ? ' sendfile' : ' copy'}`;
+  const size = typeof s.params.fileBytes === 'number' ? ` ${bytes(s.params.fileBytes)}` : '';
+  return `${s.protocol} static${size}${zc == null ? '' : zc ? ' sendfile' : ' copy'}`;
 }
 
 const byTargetOrder = (r: LabResults): ((a: ScenarioResult, b: ScenarioResult) => number) => {

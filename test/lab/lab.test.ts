@@ -71,7 +71,8 @@ describe('lab', () => {
   it('the quick plan fits its budget estimate', () => {
     const steps = buildPlan({ ...defaultPlanOptions('quick'), engines: ['select', 'poll', 'epoll', 'io_uring', 'threads', 'prefork', 'busypoll', 'aio', 'node'], peers: ['nginx', 'redis-server', 'apache2-prefork', 'apache2-worker', 'apache2-event'] });
     const est = steps.reduce((a, s) => a + s.estimateS, 0);
-    assert.ok(est < 140, `quick plan estimated at ${est.toFixed(0)} s`);
+    // 150 s is the quick tour's --budget default (src/cli/bench.ts); steps past it are skipped.
+    assert.ok(est < 150, `quick plan estimated at ${est.toFixed(0)} s`);
     assert.ok(steps.some((s) => s.scenario === 'blocking-handler' && s.work === 'blocking:1ms'));
   });
 });
