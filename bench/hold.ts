@@ -120,7 +120,10 @@ async function attempt(N: number): Promise<Attempt> {
         `opening ${N} connections at ${RATE}/s, holding ${HOLD_S} s; machine ${gb(used0)} used of ${gb(totalBytes)}, guard at ${gb(memLimit)}\n`,
     );
     const args = [CLI, 'load', 'hold', `http://127.0.0.1:${group.port}/`, '-c', String(N), '--connect-rate', String(RATE), '-d', `${HOLD_S}s`,
-      '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!, '--backend', values['client-backend']!];
+      '--json', '--quiet', '--connect-timeout', '10s', '--cpus', values['client-cpus']!, '--backend', values['client-backend']!,
+      // A busy machine connects slower than --connect-rate: give the load room to report its errors
+      // instead of being killed at the default deadline (plan + 20 s).
+      '--deadline', `${Math.ceil((3 * N) / RATE + HOLD_S + 60)}s`];
     if (Number(values.interval) > 0) args.push('--interval', `${values.interval}s`);
     client = spawnChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -175,7 +178,7 @@ async function attempt(N: number): Promise<Attempt> {
     const r = JSON.parse(out) as {
       ok: boolean; hold: { held: number; established: number; lost: number; refused: number; reset: number; timeout: number };
       errors: { total: number; samples: string[]; byErrno: Record<string, number> }; connectMs: number; durationMs: number;
-      client: { processes: number }; settings: { sources: string[] }; backend: string;
+      client: { processes: number; perProcess: { index: number; connections: number; errors: number }[] }; settings: { sources: string[] }; backend: string;
     };
     const failures = r.errors.total + r.hold.lost;
     const ok = r.hold.held >= N && failures === 0 && serversDown === 0;
@@ -187,7 +190,8 @@ async function attempt(N: number): Promise<Attempt> {
       sources: src.length > 0 ? `${src[0]}-${src[src.length - 1]} (${src.length})` : 'default',
       held: r.hold.held, failures, byErrno: r.errors.byErrno, refused: r.hold.refused, reset: r.hold.reset, timeout: r.hold.timeout, lost: r.hold.lost,
       connectSeconds: r.connectMs / 1000, heldSeconds: r.durationMs / 1000,
-      ok, limit: ok ? null : explain(r, serversDown, S), samples: r.errors.samples,
+      ok, limit: ok ? null : explain(r, serversDown, S),
+      samples: ok ? r.errors.samples : [...r.errors.samples, `client processes' connections: ${r.client.perProcess.map((p) => `${p.connections}${p.errors ? ` (${p.errors} errors)` : ''}`).join(', ')}`],
     };
   } finally {
     if (client) await stopChild(client, 'SIGKILL', 100);
