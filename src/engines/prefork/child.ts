@@ -50,10 +50,17 @@ const app = await loadApp(cfg.app);
 const service = createService(app, cfg.service);
 const row = new Float64Array(ROW_WIDTH);
 let current = 0;
+// An async answer is encoded when its handler settles, while serve() sits in `await`; encode() reads
+// `draining` then to add Connection: close. Signals are handled while we await, so set it here.
+const drain = (): void => {
+  service.draining = true;
+};
+process.on('SIGTERM', drain);
+process.on('SIGINT', drain);
 const conn = new BlockingConn(service, new FeedResult(), row, {
   stopLevel: () => stopLevel,
   tickMs: cfg.tickMs,
-  slowReaderMs: cfg.slowReaderMs,
+  limits: cfg.limits,
 });
 process.on('message', (m: ToChild) => {
   if (m.type === 'stats') {

@@ -41,7 +41,6 @@ const DEFAULT_CHILD_RSS = 52 * 1024 * 1024;
  * stats and stop, at the price of 10 wakeups a second per idle child.
  */
 const TICK_MS = 100;
-const SLOW_READER_MS = 30_000;
 /** How long stats() waits for children's answers before using their last ones. */
 const STATS_WAIT_MS = 300;
 /** Replacing children that die at once (a broken app) must not become a fork loop. */
@@ -102,6 +101,14 @@ export class PreforkEngine implements Engine {
     const asked = o.procs ?? envInt('IOLAB_PROCS') ?? (o.workers > 1 ? o.workers : DEFAULT_PROCS);
     this.procs = Math.min(asked, this.cap());
     if (this.procs < asked) this.warnOnce('cap', `${asked} processes lowered to ${this.procs} (${this.capReason()})`);
+    // Each child serves one connection at a time and the excess waits in the listen backlog, so the
+    // process count is the connection cap (Apache prefork's MaxRequestWorkers). A --max-connections
+    // under it lowers it: children share no memory in which to count connections across processes.
+    const maxConn = o.limits.maxConnections;
+    if (maxConn > 0 && maxConn < this.procs) {
+      this.warnOnce('maxconn', `--max-connections ${maxConn}: ${this.procs} processes lowered to ${maxConn} (one connection per process; the excess waits in the backlog)`);
+      this.procs = maxConn;
+    }
 
     this.listenFd = listenTcp({ host: o.host, port: o.port, backlog: o.backlog, nonBlocking: false });
     try {
@@ -150,7 +157,7 @@ export class PreforkEngine implements Engine {
       // Blocking engines do not time app calls: a slow handler holds only its own process.
       service: { ...this.opts.service, stallMs: null, onStall: undefined },
       tickMs: TICK_MS,
-      slowReaderMs: SLOW_READER_MS,
+      limits: this.opts.limits,
       ppid: process.pid,
       quiet: this.opts.quiet,
     };

@@ -1,5 +1,6 @@
 /** What the prefork parent and its children say to each other (over the IPC channel, as JSON). */
 import type { ServiceOptions } from '../../apps/service.js';
+import type { ConnectionLimits } from '../types.js';
 
 /** Handed to a child in the IOLAB_PREFORK_CHILD environment variable. */
 export interface ChildConfig {
@@ -7,7 +8,8 @@ export interface ChildConfig {
   service: ServiceOptions;
   /** SO_RCVTIMEO/SO_SNDTIMEO on the listening socket (inherited by connections), ms. */
   tickMs: number;
-  slowReaderMs: number;
+  /** Header, idle and send timeouts and the lingering close, checked against the clock on each tick. */
+  limits: ConnectionLimits;
   /** The parent's pid: if it is not our parent once PR_SET_PDEATHSIG is armed, it died already. */
   ppid: number;
   quiet: boolean;

@@ -2,22 +2,23 @@
  * The threads engine's acceptor: a worker thread parked in accept() on a BLOCKING listening socket,
  * so the main thread stays free for signals, stats and Node's own loop. Each accepted fd goes to
  * an idle connection thread through the shared control block (shared.ts), or, when none is idle,
- * to the main thread, which starts one.
+ * to the main thread, which starts one (or queues it until a thread is free or has started).
  *
  * Bounded pool (Apache worker's MaxRequestWorkers): while every allowed thread is busy this thread
  * does not call accept() at all, so the excess waits in the kernel's listen backlog.
- * Unbounded: past the thread/memory limit a connection is accepted and refused (503 / -ERR).
+ * Unbounded: past the thread/memory limit a connection is accepted and refused (503 / -ERR); so is
+ * one past --max-connections, bounded or not (the reactor's cap).
  * Stop: the main thread calls shutdown(SHUT_RD) on the listening socket, which makes a parked
  * accept() return EINVAL on Linux (inet_shutdown() on a TCP_LISTEN socket: tcp_disconnect()).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  ECONNABORTED, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, errnoName, ffi,
+  EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, errnoName, ffi,
 } from '../../sys/index.js';
 import { ROW_WAKEUPS, publishSyscalls, refuse } from './blocking.js';
 import {
-  C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, S_FD, S_STATE, ST_BUSY,
-  ST_IDLE, rowOf, slotIndex, type AcceptorData, type FromAcceptor,
+  C_BOUNDED, C_CURRENT, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, claimIdle, handOver, rowOf,
+  type AcceptorData, type FromAcceptor,
 } from './shared.js';
 
 const d = workerData as AcceptorData;
@@ -45,20 +46,6 @@ function openReserve(): number {
 }
 let reserveFd = openReserve();
 
-/** Claim the lowest-numbered idle thread: hot threads stay hot, high slots age out on their idle timeout. */
-function claimIdle(): number {
-  if (Atomics.load(ctl, C_IDLE) <= 0) return -1;
-  const high = Atomics.load(ctl, C_SLOTS_HIGH);
-  for (let s = 0; s < high; s++) {
-    const i = slotIndex(s, S_STATE);
-    if (ctl[i] === ST_IDLE && Atomics.compareExchange(ctl, i, ST_IDLE, ST_BUSY) === ST_IDLE) {
-      Atomics.sub(ctl, C_IDLE, 1);
-      return s;
-    }
-  }
-  return -1;
-}
-
 send({ type: 'ready' });
 
 for (;;) {
@@ -76,7 +63,9 @@ for (;;) {
   if (fd < 0) {
     const e = -fd;
     if (Atomics.load(ctl, C_STOP) !== 0) break; // EINVAL from the shutdown() that stops us
-    if (e === ECONNABORTED) continue;
+    // EAGAIN: the listener's SO_RCVTIMEO (the connections' idle timeout, engine.ts) passed with no
+    // connection; park again.
+    if (e === ECONNABORTED || e === EAGAIN || e === EINTR) continue;
     if (e === EMFILE || e === ENFILE) {
       warnOnce('emfile', `accept4() failed: ${errnoName(e)}: out of file descriptors; shedding new connections (raise ulimit -n)`);
       if (reserveFd >= 0) {
@@ -104,16 +93,21 @@ for (;;) {
     publishSyscalls(row);
     continue;
   }
+  const maxConn = Atomics.load(ctl, C_MAXCONN);
+  if (maxConn > 0 && cur > maxConn) {
+    Atomics.sub(ctl, C_CURRENT, 1);
+    refuse(fd, d.protocol);
+    Atomics.add(ctl, C_REFUSED, 1);
+    warnOnce('maxconn', `connection cap of ${maxConn} reached: refusing new connections`);
+    publishSyscalls(row);
+    continue;
+  }
   Atomics.add(ctl, C_TOTAL, 1);
   if (cur > ctl[C_PEAK]!) Atomics.store(ctl, C_PEAK, cur); // only this thread writes C_PEAK
-  const slot = claimIdle();
-  if (slot >= 0) {
-    const i = slotIndex(slot, S_FD);
-    Atomics.store(ctl, i, fd);
-    Atomics.notify(ctl, i, 1);
-  } else {
-    send({ type: 'spawn', fd });
-  }
+  // Connections queued in the main thread (threads starting) go first: this one queues behind them.
+  const slot = Atomics.load(ctl, C_WAITING) > 0 ? -1 : claimIdle(ctl);
+  if (slot >= 0) handOver(ctl, slot, fd);
+  else send({ type: 'spawn', fd });
   publishSyscalls(row);
 }
 

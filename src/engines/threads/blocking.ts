@@ -4,28 +4,53 @@
  *
  *     for (;;) { n = read(fd);  service.feed(buf, out);  write(fd, out); }   // read and write park
  *
- * There is no readiness wait and no O_NONBLOCK: a slow client holds its thread, never the others.
+ * There is no readiness loop and no O_NONBLOCK: a slow client holds its thread, never the others.
+ *
+ * Deadlines (ConnectionLimits). A parked read() or write() has none of its own, so each phase gets one
+ * from what a blocking socket offers:
+ *  - idle keep-alive and slow reader: SO_RCVTIMEO = idle timeout and SO_SNDTIMEO = send timeout, set
+ *    once on the listening socket and inherited by every accepted one (sk_clone_lock() copies the
+ *    listener's struct sock), so they cost no syscall per connection or request. A read() parked
+ *    that long with nothing arriving returns EAGAIN (socket(7)): close. A write() that moves no byte
+ *    for that long returns EAGAIN: the peer is not reading; close. Both restart on every call, which
+ *    is what "no progress for N ms" means.
+ *  - header timeout: it runs from the FIRST byte of a partial request, and SO_RCVTIMEO restarts on
+ *    every read (a slowloris byte every few seconds would never trip it), so while a partial request
+ *    is held the thread first waits in poll(2) on its one fd for the time left, then reads. Still one
+ *    fd per thread, still parked in the kernel: the model stays blocking I/O, and the extra poll is
+ *    paid only on the rare partial-request path, not per request.
+ *  - lingering close (as the reactor's finish(), nginx's lingering_close): when we close first, shut
+ *    the write side, read and discard until the peer's FIN or `lingerMs` of quiet (poll(2) again),
+ *    then close, so unread input does not turn close(2) into an RST that destroys the last answer.
  *
  * Two engine-specific hooks keep the loop the same for both engines:
- *  - `tickMs > 0` (prefork): the socket carries SO_RCVTIMEO/SO_SNDTIMEO of tickMs, so a parked read or
- *    write returns EAGAIN that often; the loop then yields to Node's own loop (IPC, signals) and parks
- *    again. A busy connection also yields every YIELD_MS. A child process has no other way to hear its
- *    parent while it sits in read().
- *  - `tickMs = 0` (threads): the thread parks for as long as it takes; the main thread wakes it from
- *    outside with shutdown(2) on the fd when it must (see threads/engine.ts). SO_SNDTIMEO, when set, is
- *    the slow-reader limit itself.
+ *  - `tickMs > 0` (prefork): SO_RCVTIMEO/SO_SNDTIMEO are a tick of tickMs instead, so a parked read
+ *    or write returns EAGAIN that often; the loop then yields to Node's own loop (IPC, signals),
+ *    checks its deadlines against the clock, and parks again. A busy connection also yields every
+ *    YIELD_MS. A child process has no other way to hear its parent while it sits in read().
+ *  - `tickMs = 0` (threads): the thread parks for as long as its deadline allows; stop() wakes a
+ *    thread parked between requests from outside, by shutting the socket's write side (the first step
+ *    of a lingering close: the client's FIN in reply ends the read) (see threads/engine.ts).
+ *
+ * Output is bounded per feed (FeedResult.maxOut = FEED_OUT_BOUND) and written before the rest of the
+ * input is fed (FeedResult.more), so a client that pipelines requests for large answers and does not
+ * read costs one socket buffer and one bounded OutBuf, not gigabytes. File bodies (FeedResult.file)
+ * go out with sendfile(2), or pread(2) + write(2), on the blocking socket.
  *
  * Counters go to a Float64Array row (in a SharedArrayBuffer for threads, so the main thread reads them
  * while this thread sits in read(); a plain array for prefork, sent over IPC on request).
  */
 import { readFileSync } from 'node:fs';
-import type { Deferred, FeedResult, Service } from '../../apps/service.js';
+import { FEED_OUT_BOUND, type Deferred, type FeedResult, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import { writeError as writeHttpError } from '../../protocols/http/response.js';
 import { writeError as writeRespError } from '../../protocols/resp/encode.js';
 import {
-  EAGAIN, MSG_DONTWAIT, MSG_NOSIGNAL, SHUT_WR, SOL_SOCKET, SYSCALLS, counts, eagain, ffi,
+  EAGAIN, EINTR, MSG_DONTWAIT, MSG_NOSIGNAL, POLLIN, SHUT_WR, SOL_SOCKET, SYSCALLS, counts, eagain, ffi,
 } from '../../sys/index.js';
+import type { FileSend } from '../../sys/file.js';
+import { COPY_CHUNK, FILE_BLOCKED, FILE_DONE, pumpFile } from '../filebody.js';
+import type { ConnectionLimits } from '../types.js';
 
 // ---- a stats row: the same layout in every thread and process ----
 export const ROW_REQUESTS = 0;
@@ -64,16 +89,29 @@ export function rowSyscalls(row: Float64Array): Record<string, number> {
 const READ_SIZE = 64 * 1024;
 /** prefork: how long a busy connection may go without letting Node's loop run (IPC, signals). */
 const YIELD_MS = 50;
+/**
+ * A lingering close ends after lingerMs of quiet, or this many lingerMs in all (as the reactor:
+ * nginx's lingering_timeout and lingering_time).
+ */
+export const LINGER_TOTAL = 15;
+/** poll(2) takes an int of milliseconds. */
+const POLL_MAX_MS = 0x7fffffff;
+
+/** How serve() ends a connection: close(2) at once, or a lingering close first (we close first). */
+const END_CLOSE = 0;
+const END_LINGER = 1;
 
 export interface BlockingConnOptions {
   /** 0: not stopping; 1: draining (answer what is in flight, then close); 2: force (close now). */
   stopLevel: () => number;
-  /** threads: mark the connection as parked between requests, so stop() may wake it with shutdown(). */
-  setIdle?: (idle: boolean) => void;
+  /** threads: about to park in read() between requests (stop() may wake it by shutting our write side). */
+  park?: () => void;
+  /** threads: back from that read(). True when stop() shut our write side meanwhile: linger, then close. */
+  unpark?: () => boolean;
   /** > 0 when the socket has SO_RCVTIMEO/SO_SNDTIMEO of this many ms (prefork); 0 otherwise. */
   tickMs: number;
-  /** A write that makes no progress this long is a slow reader: close (RELIABILITY.md #3). */
-  slowReaderMs: number;
+  /** Header, idle and send timeouts, and the lingering close (engines/types.ts). */
+  limits: ConnectionLimits;
 }
 
 const tick = (): Promise<void> => new Promise((res) => setImmediate(res));
@@ -82,6 +120,11 @@ const tick = (): Promise<void> => new Promise((res) => setImmediate(res));
 export class BlockingConn {
   private readonly rbuf = Buffer.allocUnsafe(READ_SIZE);
   private readonly out = new OutBuf(READ_SIZE);
+  /** struct pollfd {int fd; short events; short revents;}: the one fd this thread waits on. */
+  private readonly pfd = Buffer.alloc(8);
+  /** pread() scratch for file bodies sent by copying (--sendfile off); allocated on first use. */
+  private copyBuf: Buffer | null = null;
+  private readonly sent = { n: 0 };
   private lastYield = performance.now();
 
   constructor(
@@ -89,35 +132,70 @@ export class BlockingConn {
     private readonly fr: FeedResult,
     readonly row: Float64Array,
     private readonly o: BlockingConnOptions,
-  ) {}
+  ) {
+    fr.maxOut = FEED_OUT_BOUND; // one feed's output is bounded; the rest of the input waits (r.more)
+    fr.acceptsFile = true; // file bodies are sent here (sendFile), not copied into `out`
+  }
 
   /**
-   * Serve `fd` until EOF, error, a close the protocol asks for, or stop. Does not close the fd (the
-   * engine does, after its own bookkeeping). Synchronous until a request is answered asynchronously
-   * (the service's `pending`: awaited right here, the thread has nothing else to do) or, on prefork,
-   * until a timeout tick.
+   * Serve `fd` until EOF, error, a timeout, a close the protocol asks for, or stop. Does not close the
+   * fd (the engine does, after its own bookkeeping), but when we are the side that closes first it
+   * returns after a lingering close. Synchronous until a request is answered asynchronously (the
+   * service's `pending`: awaited right here, the thread has nothing else to do) or, on prefork, until
+   * a timeout tick.
    */
   async serve(fd: number): Promise<void> {
     const { service, rbuf, out, fr: r, row, o } = this;
+    const { headerTimeoutMs, idleTimeoutMs } = o.limits;
     let held: Buffer | null = null;
+    /** When the held partial request began: its header timeout runs from its first byte. */
+    let partialSince = 0;
+    /** When the connection went idle between requests (prefork checks its ticks against it). */
+    let idleSince = performance.now();
+    let ending = END_CLOSE;
     row[ROW_CONNS]!++;
     try {
       outer: for (;;) {
         if (held === null) {
           // Between requests: a stopping engine closes here rather than wait for another request.
-          o.setIdle?.(true);
-          if (o.stopLevel() !== 0) break;
+          o.park?.();
+          if (o.stopLevel() !== 0) {
+            o.unpark?.();
+            ending = END_LINGER;
+            break;
+          }
+          // prefork's idle timeout (threads: SO_RCVTIMEO is the idle timeout, see read() below).
+          if (o.tickMs > 0 && performance.now() - idleSince >= idleTimeoutMs) break;
+        } else {
+          const left = partialSince + headerTimeoutMs - performance.now();
+          if (left <= 0) {
+            ending = await this.expire(fd);
+            break;
+          }
+          // threads: wait for the rest no longer than the header deadline (prefork: its ticks check it).
+          if (o.tickMs === 0 && this.waitReadable(fd, left) === 0) continue;
         }
         const n = ffi.read(fd, rbuf, READ_SIZE);
-        if (held === null) o.setIdle?.(false);
+        if (held === null && o.unpark?.() === true) {
+          // stop() began our lingering close while we sat in read(): what came is discarded.
+          ending = n > 0 ? END_LINGER : END_CLOSE;
+          break;
+        }
         row[ROW_WAKEUPS]!++;
         if (n <= 0) {
-          if (n === -EAGAIN && o.tickMs > 0) {
-            // SO_RCVTIMEO tick: nothing arrived. Let IPC and signals in, then park again.
-            await this.yieldNow();
-            if (o.stopLevel() === 2) break;
+          if (n === -EAGAIN) {
+            if (o.tickMs > 0) {
+              // SO_RCVTIMEO tick: nothing arrived. Let IPC and signals in; the deadlines are checked above.
+              await this.yieldNow();
+              if (o.stopLevel() === 2) break;
+              continue;
+            }
+            // threads: SO_RCVTIMEO passed with nothing read. Between requests that is the idle timeout
+            // (nothing to say: close); with a partial request the header deadline is checked above.
+            if (held === null) break;
             continue;
           }
+          if (n === -EINTR) continue;
           break; // 0: EOF (every request already answered: responses are written before the next read); <0: ECONNRESET ...
         }
         row[ROW_BYTES_IN]! += n;
@@ -140,8 +218,17 @@ export class BlockingConn {
             // writeAll is synchronous unless the socket stalls (prefork ticks): no await, and so no
             // microtask turn, per request on the fast path.
             const ok = this.writeAll(fd, out.buf, out.len);
-            if (ok !== true && (ok === false || !(await ok))) break outer;
+            if (ok !== true && (ok === false || !(await ok))) {
+              this.drop(r);
+              break outer;
+            }
             out.reset();
+          }
+          if (r.file !== null) {
+            // The head is written: the body follows on the same blocking socket (closes the file's fd).
+            const ok = this.sendFile(fd, r.file);
+            r.file = null;
+            if (ok !== true && (ok === false || !(await ok))) break outer;
           }
           if (r.pending !== null) {
             // An async handler: this thread waits for it (nothing else to serve), then goes on with
@@ -157,24 +244,108 @@ export class BlockingConn {
               const ok = this.writeAll(fd, d.bytes, d.bytes.length);
               if (ok !== true && (ok === false || !(await ok))) break outer;
             }
-            if (d.close) break outer;
+            if (d.close) {
+              ending = END_LINGER;
+              break outer;
+            }
             if (r.next < end) {
               start = r.next;
               continue;
             }
+            partialSince = 0;
             break;
           }
-          if (r.close) break outer;
-          if (r.next < end) held = Buffer.from(buf.subarray(r.next, end)); // rbuf is reused by the next read
+          if (r.close) {
+            ending = END_LINGER;
+            break outer;
+          }
+          if (r.more) {
+            // feed() stopped at its output bound, which is written now: feed the rest without waiting
+            // for input (the client may have sent everything and wait for the answers).
+            start = r.next;
+            continue;
+          }
+          if (r.next < end) {
+            // A request is only partly here. buf starts with the bytes held before, so if feed()
+            // consumed anything, the partial request is a new one: its header timeout starts now.
+            if (r.next > 0 || partialSince === 0) partialSince = performance.now();
+            held = Buffer.from(buf.subarray(r.next, end)); // rbuf is reused by the next read
+          } else partialSince = 0;
           break;
         }
+        if (held === null) idleSince = performance.now();
         if (o.tickMs > 0 && performance.now() - this.lastYield >= YIELD_MS) await this.yieldNow();
         publishSyscalls(row);
       }
+      if (ending === END_LINGER) await this.linger(fd);
     } finally {
       out.reset(); // a failed write leaves bytes behind; the next connection must not see them
-      o.setIdle?.(false);
+      o.unpark?.();
       publishSyscalls(row);
+    }
+  }
+
+  /** The connection failed before a feed's result was acted on: release what the result holds. */
+  private drop(r: FeedResult): void {
+    if (r.file !== null) {
+      ffi.close(r.file.fd);
+      r.file = null;
+    }
+    r.pending?.catch(() => {});
+  }
+
+  /**
+   * Header timeout: answer (HTTP 408; RESP and echo say nothing) and close lingering, so the answer is
+   * not lost to an RST. A peer that does not take the answer within the send timeout is just closed.
+   */
+  private async expire(fd: number): Promise<number> {
+    this.service.timeout(this.out);
+    if (this.out.len > 0) {
+      const ok = this.writeAll(fd, this.out.buf, this.out.len);
+      this.out.reset();
+      if (ok !== true && (ok === false || !(await ok))) return END_CLOSE;
+    }
+    return END_LINGER;
+  }
+
+  /** poll(2) for input on the one fd, up to `ms`: > 0 readable (or EOF/error), 0 timed out, -errno. */
+  private waitReadable(fd: number, ms: number): number {
+    const p = this.pfd;
+    p.writeInt32LE(fd, 0);
+    p.writeInt16LE(POLLIN, 4);
+    p.writeInt16LE(0, 6);
+    return ffi.poll(p, 1, Math.min(POLL_MAX_MS, Math.max(1, Math.ceil(ms))));
+  }
+
+  /**
+   * Lingering close (reactor.ts finish()): FIN after our last answer, then read and discard until the
+   * peer's FIN, `lingerMs` without input, or LINGER_TOTAL lingerMs in all. Closing with input unread
+   * would send an RST, and an RST can destroy our answer in the peer's receive buffer before it is read.
+   */
+  private async linger(fd: number): Promise<void> {
+    const { lingerMs } = this.o.limits;
+    if (lingerMs <= 0) return;
+    ffi.shutdown(fd, SHUT_WR);
+    const t0 = performance.now();
+    let quietSince = t0;
+    for (;;) {
+      const left = Math.min(quietSince + lingerMs, t0 + lingerMs * LINGER_TOTAL) - performance.now();
+      if (left <= 0) return;
+      const p = this.waitReadable(fd, this.o.tickMs > 0 ? Math.min(left, this.o.tickMs) : left);
+      if (p === 0 && this.o.tickMs > 0) {
+        // prefork: a tick with nothing to read; let IPC and signals in.
+        await this.yieldNow();
+        if (this.o.stopLevel() === 2) return;
+        continue;
+      }
+      if (p === 0) return; // quiet for lingerMs
+      if (p < 0) {
+        if (p === -EINTR) continue;
+        return;
+      }
+      const n = ffi.read(fd, this.rbuf, READ_SIZE);
+      if (n > 0) quietSince = performance.now();
+      else if (n !== -EAGAIN && n !== -EINTR) return; // the peer's FIN (0), or the connection failed
     }
   }
 
@@ -189,18 +360,19 @@ export class BlockingConn {
         if (off === len) return true;
         continue; // a short write: a signal, or SO_SNDTIMEO expired after some progress
       }
+      if (w === -EINTR) continue;
       if (w === -EAGAIN) return this.writeSlow(fd, buf, off, len);
       return false; // EPIPE, ECONNRESET: the peer is gone
     }
   }
 
-  /** The socket took nothing for a whole SO_SNDTIMEO: on prefork, yield and retry until slowReaderMs. */
+  /** The socket took nothing for a whole SO_SNDTIMEO: on prefork, yield and retry until the send timeout. */
   private async writeSlow(fd: number, buf: Buffer, off: number, len: number): Promise<boolean> {
     const o = this.o;
-    if (o.tickMs === 0) return false; // threads: SO_SNDTIMEO is the slow-reader limit itself
+    if (o.tickMs === 0) return false; // threads: SO_SNDTIMEO is the send timeout itself
     let stalled = o.tickMs;
     for (;;) {
-      if (stalled >= o.slowReaderMs) return false;
+      if (stalled >= o.limits.sendTimeoutMs) return false;
       await this.yieldNow();
       if (o.stopLevel() === 2) return false;
       const w = ffi.write(fd, buf.subarray(off), len - off);
@@ -211,9 +383,48 @@ export class BlockingConn {
         stalled = 0;
         continue;
       }
-      if (w !== -EAGAIN) return false;
+      if (w !== -EAGAIN && w !== -EINTR) return false;
       stalled += o.tickMs;
     }
+  }
+
+  /**
+   * Send a file body after the head: sendfile(2) (or pread + write with --sendfile off) in a loop on
+   * the blocking socket until f.off === f.end. Closes f.fd in every case. False when the connection
+   * must close (the peer is gone or stopped reading, or the file shrank under us: the framing is lost).
+   */
+  private sendFile(fd: number, f: FileSend): boolean | Promise<boolean> {
+    const st = this.pump(fd, f);
+    if (st === FILE_BLOCKED && this.o.tickMs > 0) return this.sendFileSlow(fd, f);
+    ffi.close(f.fd);
+    return st === FILE_DONE; // threads: FILE_BLOCKED is SO_SNDTIMEO passing with no progress
+  }
+
+  private async sendFileSlow(fd: number, f: FileSend): Promise<boolean> {
+    const o = this.o;
+    try {
+      // The blocked call waited a whole tick after the last byte moved.
+      let stalled = o.tickMs;
+      for (;;) {
+        if (stalled >= o.limits.sendTimeoutMs) return false;
+        await this.yieldNow();
+        if (o.stopLevel() === 2) return false;
+        const before = f.off;
+        const st = this.pump(fd, f);
+        if (st === FILE_DONE) return true;
+        if (st !== FILE_BLOCKED) return false;
+        stalled = f.off !== before ? o.tickMs : stalled + o.tickMs;
+      }
+    } finally {
+      ffi.close(f.fd);
+    }
+  }
+
+  private pump(fd: number, f: FileSend): number {
+    const st = pumpFile(fd, f, this.service.sendfile, this.copyBuf ??= Buffer.allocUnsafe(COPY_CHUNK), this.sent);
+    this.row[ROW_BYTES_OUT]! += this.sent.n;
+    this.sent.n = 0;
+    return st;
   }
 
   private async yieldNow(): Promise<void> {

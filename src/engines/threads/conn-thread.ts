@@ -14,8 +14,8 @@ import { FeedResult, createService } from '../../apps/service.js';
 import { ffi } from '../../sys/index.js';
 import { BlockingConn, ROW_WAKEUPS, publishSyscalls } from './blocking.js';
 import {
-  C_CURRENT, C_IDLE, C_STOP, S_FD, S_PARKED, S_SERVING, S_STATE, ST_EXITING, ST_IDLE, rowOf, slotIndex,
-  type ConnThreadData, type FromConnThread,
+  C_CURRENT, C_IDLE, C_STOP, PARK_LINGER, PARK_NO, PARK_READ, PARK_WAKING, S_FD, S_PARKED, S_SERVING, S_STATE,
+  ST_EXITING, ST_IDLE, rowOf, slotIndex, type ConnThreadData, type FromConnThread,
 } from './shared.js';
 
 const d = workerData as ConnThreadData;
@@ -29,11 +29,36 @@ const I_SERVING = slotIndex(d.slot, S_SERVING);
 
 const app = await loadApp(d.app);
 const service = createService(app, d.service);
+// An async answer is encoded when its handler settles, while this thread sits in `await` (blocking.ts),
+// and encode() reads `draining` then to add Connection: close. The main thread cannot tell us (we may
+// not run our event loop for a while), so `draining` reads the shared stop flag itself, at that moment.
+Object.defineProperty(service, 'draining', {
+  get: () => Atomics.load(ctl, C_STOP) !== 0,
+  set: () => {},
+  enumerable: true,
+  configurable: true,
+});
+
+/** Back from read() between requests: true when stop() has begun our lingering close meanwhile. */
+function unpark(): boolean {
+  for (;;) {
+    const v = Atomics.compareExchange(ctl, I_PARKED, PARK_READ, PARK_NO);
+    if (v === PARK_READ || v === PARK_NO) return false;
+    if (v === PARK_LINGER) {
+      Atomics.store(ctl, I_PARKED, PARK_NO);
+      return true;
+    }
+    // PARK_WAKING: the main thread is in shutdown() on our fd; the fd must stay ours until it is done.
+    Atomics.wait(ctl, I_PARKED, PARK_WAKING, 10);
+  }
+}
+
 const conn = new BlockingConn(service, new FeedResult(), row, {
   stopLevel: () => Atomics.load(ctl, C_STOP),
-  setIdle: (idle) => Atomics.store(ctl, I_PARKED, idle ? 1 : 0),
+  park: () => Atomics.store(ctl, I_PARKED, PARK_READ),
+  unpark,
   tickMs: 0,
-  slowReaderMs: d.slowReaderMs,
+  limits: d.limits,
 });
 port.postMessage({ type: 'ready' } satisfies FromConnThread);
 

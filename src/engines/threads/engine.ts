@@ -22,7 +22,9 @@
  *
  * What that costs, measured here (2 vCPU, server pinned to one, wrk -t1 on the other, HTTP hello):
  *  - starting a thread takes ~65 ms of CPU (a bare worker ~34 ms, plus koffi and the app's modules),
- *    against ~20 us for pthread_create: spare threads are started up front, and reused;
+ *    against ~20 us for pthread_create: spare threads are started up front, and reused, and no more
+ *    than MAX_STARTING start at once; a burst of connections waits in a FIFO here for the next thread
+ *    that is free or started (Apache's prefork ramps its spawn rate for the same reason);
  *  - 8 connections on 8 threads: ~82k req/s at ~12 us CPU/request (epoll: ~131k at ~7.4 us);
  *    100 on 100 threads: ~11k req/s at ~88 us/request. Each request runs on another isolate with its
  *    own copy of the JIT code and heap, cache-cold; a 16x lower --interrupt-budget (faster tier-up)
@@ -35,10 +37,12 @@
  * pool (4 threads by default). That is a pool of C threads behind an event loop, not a thread per
  * connection, and with more connections than pool threads it would serialise them.
  */
+import { availableParallelism } from 'node:os';
 import { Worker, SHARE_ENV } from 'node:worker_threads';
 import { loadApp } from '../../apps/index.js';
 import {
-  IPPROTO_TCP, SHUT_RD, SHUT_RDWR, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp, localAddress, setIntOpt,
+  IPPROTO_TCP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp,
+  localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
 import {
@@ -46,9 +50,9 @@ import {
   refuse, rowSyscalls, rssOf, setTimeoutOpt,
 } from './blocking.js';
 import {
-  C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, S_FD, S_PARKED, S_SERVING,
-  S_STATE, ST_BUSY, ST_FREE, ST_IDLE, controlBlock, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData,
-  type FromAcceptor, type FromConnThread,
+  C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, C_WAITING,
+  PARK_LINGER, PARK_READ, PARK_WAKING, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
+  handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread,
 } from './shared.js';
 
 /** No more connection threads than this, whatever the memory (env IOLAB_THREAD_CAP lowers it). */
@@ -61,8 +65,15 @@ const DEFAULT_THREAD_RSS = 11 * 1024 * 1024;
 const MEM_FLOOR_SHARE = 0.05;
 const DEFAULT_SPARE = 4;
 const DEFAULT_IDLE_MS = 10_000;
-/** A write that makes no progress this long (a client that does not read) closes the connection. */
-const SLOW_READER_MS = 30_000;
+/**
+ * Threads starting at once. Starting is CPU-bound (~65 ms each), so more in parallel than CPUs only
+ * delays every one of them: 200 short connections in a second would otherwise start ~200 isolates
+ * (seconds of CPU, and at stop dozens still loading), where a few threads freed by the connections
+ * that ended serve most of them.
+ */
+const MAX_STARTING = Math.max(4, 2 * availableParallelism());
+/** How often queued connections look for a thread that has become idle (threads do not say so). */
+const WAITING_POLL_MS = 5;
 /** After the drain deadline, how long threads get to unwind before they are terminated. */
 const FORCE_GRACE_MS = 1000;
 
@@ -100,6 +111,8 @@ export class ThreadsEngine implements Engine {
   private memCheckAt = 0;
   private memLow = false;
   private lost = 0;
+  /** Connections still waiting for a thread at the drain deadline (closed unserved). */
+  private unserved = 0;
   private fatal: unknown = null;
 
   private started = false;
@@ -107,6 +120,12 @@ export class ThreadsEngine implements Engine {
   private finished = false;
   private forceTimer: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Threads started and not yet ready. */
+  private starting = 0;
+  /** Accepted connections waiting for a thread (FIFO; their count is C_WAITING). */
+  private readonly waiting: number[] = [];
+  private waitingTimer: NodeJS.Timeout | null = null;
   private readonly warned = new Set<string>();
 
   constructor(private readonly opts: EngineOptions) {
@@ -135,8 +154,12 @@ export class ThreadsEngine implements Engine {
     try {
       // Accepted sockets inherit these from the listener (sk_clone_lock() -> sock_copy() copies the
       // listener's struct sock), which saves a setsockopt per connection. Checked with getsockopt.
+      // SO_RCVTIMEO is the idle timeout of a parked read() and SO_SNDTIMEO the send timeout of a parked
+      // write() (blocking.ts). The listener's own accept() honours SO_RCVTIMEO too: the acceptor
+      // wakes with EAGAIN once per idle timeout and parks again.
       setIntOpt(this.listenFd, IPPROTO_TCP, TCP_NODELAY, 1);
-      setTimeoutOpt(this.listenFd, SO_SNDTIMEO, SLOW_READER_MS);
+      setTimeoutOpt(this.listenFd, SO_SNDTIMEO, o.limits.sendTimeoutMs);
+      setTimeoutOpt(this.listenFd, SO_RCVTIMEO, o.limits.idleTimeoutMs);
     } catch (e) {
       ffi.close(this.listenFd);
       throw e;
@@ -148,6 +171,9 @@ export class ThreadsEngine implements Engine {
     this.statSab = statsBlock(this.slotsMax + 1);
     for (let s = 0; s < this.slotsMax; s++) this.ctl[slotIndex(s, S_FD)] = -1;
     this.ctl[C_BOUNDED] = this.bounded ? 1 : 0;
+    // --max-connections: past it the acceptor refuses (503 / -ERR), as the reactor does. With a bounded
+    // pool at or under the cap the excess waits in the backlog first, so the cap is never reached.
+    this.ctl[C_MAXCONN] = Math.max(0, o.limits.maxConnections);
     this.setLimit(maxThreads, hardCap);
 
     this.started = true;
@@ -190,7 +216,7 @@ export class ThreadsEngine implements Engine {
     return new Promise((resolve, reject) => {
       w.on('message', (m: FromAcceptor) => {
         if (m.type === 'ready') resolve();
-        else if (m.type === 'spawn') void this.spawn(m.fd);
+        else if (m.type === 'spawn') this.assign(m.fd);
         else if (m.type === 'warn') this.warnOnce(m.message, m.message);
       });
       w.once('error', (e) => {
@@ -206,6 +232,39 @@ export class ThreadsEngine implements Engine {
         this.maybeFinish();
       });
     });
+  }
+
+  /**
+   * A connection the acceptor found no idle thread for: start one, or, with MAX_STARTING already
+   * starting, queue it for the first thread that is idle or may start.
+   */
+  private assign(fd: number): void {
+    if (this.waiting.length === 0 && this.starting < MAX_STARTING) {
+      void this.spawn(fd);
+      return;
+    }
+    this.waiting.push(fd);
+    Atomics.add(this.ctl, C_WAITING, 1);
+    this.pumpWaiting();
+  }
+
+  /** Give queued connections, oldest first, to idle threads or to threads allowed to start now. */
+  private pumpWaiting(): void {
+    const ctl = this.ctl;
+    while (this.waiting.length > 0) {
+      const slot = claimIdle(ctl);
+      if (slot >= 0) handOver(ctl, slot, this.waiting[0]!);
+      else if (this.starting < MAX_STARTING) void this.spawn(this.waiting[0]!);
+      else break;
+      this.waiting.shift();
+      Atomics.sub(ctl, C_WAITING, 1);
+    }
+    if (this.waiting.length > 0 && this.waitingTimer === null) {
+      this.waitingTimer = setTimeout(() => {
+        this.waitingTimer = null;
+        this.pumpWaiting();
+      }, WAITING_POLL_MS);
+    }
   }
 
   /**
@@ -238,7 +297,7 @@ export class ThreadsEngine implements Engine {
       service: { ...this.opts.service, stallMs: null, onStall: undefined },
       spare: this.spare,
       idleMs: this.idleMs,
-      slowReaderMs: SLOW_READER_MS,
+      limits: this.opts.limits,
     };
     let w: Worker;
     try {
@@ -251,17 +310,22 @@ export class ThreadsEngine implements Engine {
     }
     const entry: Slot = { worker: w, ready: false, attempt };
     this.slots[slot] = entry;
+    this.starting++;
     return new Promise((resolve) => {
       w.on('message', (m: FromConnThread) => {
         if (m.type === 'ready') {
           entry.ready = true;
+          this.starting--;
           resolve();
+          if (this.waiting.length > 0) this.pumpWaiting();
         } else if (m.type === 'warn') this.warnOnce(m.message, m.message);
       });
       w.on('error', (e) => this.warnOnce(`thread-error:${e.message}`, `connection thread ${slot} died: ${e.message}`));
       w.once('exit', (code) => {
+        if (!entry.ready) this.starting--;
         resolve();
         this.onThreadExit(slot, entry, code);
+        if (this.waiting.length > 0) this.pumpWaiting();
       });
     });
   }
@@ -339,6 +403,9 @@ export class ThreadsEngine implements Engine {
       } else if (Atomics.load(ctl, slotIndex(slot, S_SERVING)) === 1) {
         // It died in the middle of a connection: that connection ends.
         this.release(slot, false);
+      } else if (this.stopping) {
+        // Handed a connection it never picked up, and stopping: that connection ends.
+        this.release(slot, false);
       } else {
         // Handed a connection it never picked up: a new thread in the same slot serves it.
         this.slots[slot] = null;
@@ -373,20 +440,52 @@ export class ThreadsEngine implements Engine {
     const high = Atomics.load(ctl, C_SLOTS_HIGH);
     for (let s = 0; s < high; s++) {
       Atomics.notify(ctl, slotIndex(s, S_FD)); // idle threads: wake up and leave
-      // A thread parked in read() between requests has nothing in flight: EOF it now. (It set
-      // S_PARKED before checking C_STOP, and we set C_STOP before reading S_PARKED, so one of us sees it.)
-      const fd = Atomics.load(ctl, slotIndex(s, S_FD));
-      if (fd >= 0 && Atomics.load(ctl, slotIndex(s, S_PARKED)) === 1) ffi.shutdown(fd, SHUT_RD);
+      // A thread parked in read() between requests has nothing in flight: begin its lingering close
+      // (FIN now; the client's FIN in reply ends the read). Not SHUT_RD: after it a read returns 0 at
+      // once, so the linger could not wait for the client's FIN. (The thread set S_PARKED before
+      // checking C_STOP, and we set C_STOP before reading S_PARKED, so one of us sees it.)
+      this.wakeParked(s, PARK_READ, SHUT_WR);
+    }
+    // A client that never answers our FIN leaves its thread in read(): after lingerMs of quiet, EOF it.
+    const lingerMs = this.opts.limits.lingerMs;
+    if (lingerMs > 0) {
+      this.lingerTimer = setTimeout(() => {
+        for (let s = 0; s < high; s++) this.wakeParked(s, PARK_LINGER, SHUT_RD);
+      }, lingerMs);
     }
     this.forceTimer = setTimeout(() => this.force(), this.opts.drainMs);
     this.maybeFinish();
     return this.done;
   }
 
+  /**
+   * shutdown(how) the fd of slot `s` if its thread is parked in read() in state `from` (shared.ts:
+   * PARK_WAKING holds the thread, and so its fd, until the call is done). Leaves it PARK_LINGER.
+   */
+  private wakeParked(s: number, from: number, how: number): void {
+    const ctl = this.ctl;
+    const i = slotIndex(s, S_PARKED);
+    if (Atomics.compareExchange(ctl, i, from, PARK_WAKING) !== from) return;
+    const fd = Atomics.load(ctl, slotIndex(s, S_FD));
+    if (fd >= 0) ffi.shutdown(fd, how);
+    Atomics.store(ctl, i, PARK_LINGER);
+    Atomics.notify(ctl, i);
+  }
+
   /** The drain deadline passed: end every connection; terminate threads that still do not leave. */
   private force(): void {
     const ctl = this.ctl;
     Atomics.store(ctl, C_STOP, 2);
+    // Connections still waiting for a thread at the deadline end unserved.
+    for (const fd of this.waiting.splice(0)) {
+      ffi.shutdown(fd, SHUT_RDWR);
+      ffi.close(fd);
+      Atomics.sub(ctl, C_WAITING, 1);
+      Atomics.sub(ctl, C_CURRENT, 1);
+      this.unserved++;
+    }
+    if (this.waitingTimer) clearTimeout(this.waitingTimer);
+    this.waitingTimer = null;
     const high = Atomics.load(ctl, C_SLOTS_HIGH);
     for (let s = 0; s < high; s++) {
       const fd = Atomics.load(ctl, slotIndex(s, S_FD));
@@ -394,17 +493,22 @@ export class ThreadsEngine implements Engine {
       Atomics.notify(ctl, slotIndex(s, S_FD));
     }
     this.killTimer = setTimeout(() => {
-      for (const e of this.slots) void e?.worker.terminate();
+      // Not a thread still starting: terminating an isolate while koffi registers its module or builds
+      // its types aborts the whole process (napi_throw fails: "FATAL ERROR ... napi_throw"), seen when a
+      // burst of short connections leaves dozens of threads starting at stop. Such a thread ends by
+      // itself once started: C_STOP is 2 and its connection was shut down above.
+      for (const e of this.slots) if (e?.ready) void e.worker.terminate();
       void this.acceptor?.terminate();
     }, FORCE_GRACE_MS);
   }
 
   private maybeFinish(): void {
     if (!this.stopping || this.finished || this.acceptor !== null) return;
-    if (this.slots.some((e) => e != null)) return;
+    if (this.slots.some((e) => e != null) || this.waiting.length > 0) return;
     this.finished = true;
     if (this.forceTimer) clearTimeout(this.forceTimer);
     if (this.killTimer) clearTimeout(this.killTimer);
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     ffi.close(this.listenFd);
     if (this.fatal !== null) this.rejectDone(this.fatal);
     else this.resolveDone();
@@ -461,6 +565,9 @@ export class ThreadsEngine implements Engine {
         bounded: this.bounded,
         limitReason: this.limitReason,
         lostToDeadThreads: this.lost,
+        waiting: this.waiting.length,
+        starting: this.starting,
+        unservedAtDeadline: this.unserved,
       },
     } as EngineStats;
   }

@@ -18,17 +18,26 @@
  * | C_TOTAL      | acceptor                     | connections accepted                                |
  * | C_PEAK       | acceptor                     | highest C_CURRENT seen                              |
  * | C_SLOTS_HIGH | main                         | slots ever used: the acceptor scans [0, this)       |
+ * | C_MAXCONN    | main                         | --max-connections (0: none): past it, refused       |
+ * | C_WAITING    | main                         | accepted fds queued in the main thread for a thread;|
+ * |              |                              | while > 0 the acceptor queues new ones behind them  |
  *
  * Then one row of SLOT_WIDTH per thread slot:
  *
  * | S_STATE   | FREE (no thread) -> IDLE <-> BUSY; IDLE -> EXITING (idle timeout or stop)        |
  * | S_FD      | the connection handed to the thread; -1 when none. The thread waits on this cell |
- * | S_PARKED  | 1 while the thread sits in read() between requests (stop may shutdown() it)    |
+ * | S_PARKED  | PARK_*: whether the thread sits in read() between requests, and whether stop()   |
+ * |           | has begun a lingering close on it (shutdown(SHUT_WR) from the main thread)        |
  * | S_SERVING | 1 once the thread has picked the fd up (a thread that dies with 0 never saw it)  |
  *
  * Hand-off (acceptor -> idle thread): CAS S_STATE IDLE->BUSY, store S_FD, notify S_FD. The thread
  * waits on S_FD == -1; on an idle timeout it leaves only by CAS IDLE->EXITING, so a thread the
  * acceptor has just claimed cannot leave.
+ *
+ * Waking a parked thread (main -> conn thread): CAS S_PARKED PARK_READ->PARK_WAKING, then read S_FD
+ * and shutdown() it, then store PARK_LINGER. While the cell says PARK_WAKING the thread, back from
+ * read(), waits before it goes on (and so before it can close the fd): the main thread never shuts
+ * down an fd number the thread has closed and the kernel has handed to another connection.
  */
 import { ROW_WIDTH } from './blocking.js';
 
@@ -41,6 +50,8 @@ export const C_REFUSED = 5;
 export const C_TOTAL = 6;
 export const C_PEAK = 7;
 export const C_SLOTS_HIGH = 8;
+export const C_MAXCONN = 9;
+export const C_WAITING = 10;
 
 /** Globals fill the first 64-byte cache line; each slot has a line of its own (no false sharing). */
 export const SLOT_BASE = 16;
@@ -50,12 +61,45 @@ export const S_FD = 1;
 export const S_PARKED = 2;
 export const S_SERVING = 3;
 
+/** S_PARKED values. */
+export const PARK_NO = 0;
+/** In read() between requests: nothing in flight. */
+export const PARK_READ = 1;
+/** The main thread is shutting the fd down: the thread waits for PARK_LINGER before it goes on. */
+export const PARK_WAKING = 2;
+/** The main thread has shut our write side (stop): the connection is in its lingering close. */
+export const PARK_LINGER = 3;
+
 export const ST_FREE = 0;
 export const ST_IDLE = 1;
 export const ST_BUSY = 2;
 export const ST_EXITING = 3;
 
 export const slotIndex = (slot: number, field: number): number => SLOT_BASE + slot * SLOT_WIDTH + field;
+
+/**
+ * Claim the lowest-numbered idle thread (CAS IDLE->BUSY; the acceptor and the main thread both may):
+ * hot threads stay hot, high slots age out on their idle timeout. Returns the slot, or -1.
+ */
+export function claimIdle(ctl: Int32Array): number {
+  if (Atomics.load(ctl, C_IDLE) <= 0) return -1;
+  const high = Atomics.load(ctl, C_SLOTS_HIGH);
+  for (let s = 0; s < high; s++) {
+    const i = slotIndex(s, S_STATE);
+    if (ctl[i] === ST_IDLE && Atomics.compareExchange(ctl, i, ST_IDLE, ST_BUSY) === ST_IDLE) {
+      Atomics.sub(ctl, C_IDLE, 1);
+      return s;
+    }
+  }
+  return -1;
+}
+
+/** Hand `fd` to the thread of a slot claimed with claimIdle(): store it in the cell it waits on, wake it. */
+export function handOver(ctl: Int32Array, slot: number, fd: number): void {
+  const i = slotIndex(slot, S_FD);
+  Atomics.store(ctl, i, fd);
+  Atomics.notify(ctl, i, 1);
+}
 
 export function controlBlock(slots: number): SharedArrayBuffer {
   return new SharedArrayBuffer((SLOT_BASE + slots * SLOT_WIDTH) * 4);
@@ -83,7 +127,8 @@ export interface ConnThreadData {
   /** Idle threads beyond this many leave after idleMs. */
   spare: number;
   idleMs: number;
-  slowReaderMs: number;
+  /** Header, idle and send timeouts, lingering close (engines/types.ts). */
+  limits: import('../types.js').ConnectionLimits;
 }
 
 export interface AcceptorData {
