@@ -198,7 +198,7 @@ export function throughputTable(r: LabResults): Table {
     title: 'Throughput and cost per request',
     columns: [
       { header: 'Target', max: 22, nowrap: true },
-      { header: 'Protocol', max: 20 },
+      { header: 'Protocol', max: 26 },
       { header: 'Conns', align: 'right' },
       { header: 'req/s', align: 'right' },
       { header: 'p99', align: 'right' },
