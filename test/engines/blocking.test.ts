@@ -45,7 +45,7 @@ type Stats = {
   requests: number;
   threads: number;
   processes: number;
-  pool: { connectionThreads?: number; idle?: number; pids?: number[] };
+  pool: { connectionThreads?: number; idle?: number; pids?: number[]; waiting?: number; starting?: number };
 };
 
 function readStats(s: Started): Stats | null {
@@ -132,7 +132,8 @@ describe('threads: a thread per connection, pooled', () => {
     try {
       const before = osThreads(s.child.pid!);
       const conns = await Promise.all(Array.from({ length: 20 }, () => openKeepAlive(s.port)));
-      const busy = await statsUntil(s, '20 open connections', (st) => st.connections.current === 20);
+      // A burst waits in the engine's FIFO while threads start (at most a few at once): wait for it to drain.
+      const busy = await statsUntil(s, '20 open connections, none waiting for a thread', (st) => st.connections.current === 20 && st.pool.waiting === 0 && st.pool.starting === 0);
       // 20 connection threads + the acceptor + the main thread.
       assert.ok(busy.threads >= 22 && busy.threads <= 24, `threads ${busy.threads}`);
       assert.equal(busy.pool.connectionThreads, busy.threads - 2);
@@ -238,6 +239,79 @@ describe('threads: a thread per connection, pooled', () => {
     assert.ok(r.closed, 'closed after the in-flight response');
     await idleClosed;
     assert.ok(Date.now() - t0 < 4000, 'stopped without waiting for the drain deadline');
+  });
+});
+
+describe('threads: bursts, caps and stopping', () => {
+  it('SIGTERM right after a burst of 200 connections that reset at once: still serving, exit 0 within the drain deadline', async () => {
+    const s = await serveWith({}, ['--engine', 'threads', '--app', 'hello']);
+    try {
+      // 10 rounds of 20 at once, each reset right after its request: far more connections than
+      // threads can start in the time. Each needs a thread only briefly, so most should wait for one
+      // that is free or has started (at most a few start at once) rather than start 200 isolates.
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const c = net.connect(s.port, '127.0.0.1');
+            c.on('error', () => {});
+            await new Promise((r) => c.once('connect', r));
+            c.write(GET);
+            await sleep(Math.random() * 20);
+            c.resetAndDestroy();
+          }),
+        );
+      }
+      assert.match((await exchange(s.port, GET_CLOSE, { timeoutMs: 15_000 })).data.toString(), /Hello, World!$/);
+    } finally {
+      // Threads still starting at stop must end by themselves: one terminated while koffi loads aborts
+      // the whole process (SIGABRT), and waiting for dozens to start outlasts the drain deadline.
+      const t0 = Date.now();
+      assert.equal(await s.stop(), 0, s.stderr());
+      assert.ok(Date.now() - t0 < 5000, `exit ${Date.now() - t0} ms after SIGTERM (drain deadline 5000 ms)`);
+    }
+  });
+
+  it('SIGTERM: an idle keep-alive client that ignores the FIN is closed after the lingering close (lingerMs), before the drain deadline', async () => {
+    const s = await serveWith({}, ['--engine', 'threads', '--app', 'hello', '--drain-ms', '15000']);
+    // allowHalfOpen: the client keeps its side open after the server's FIN, as a careless client would.
+    const c = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
+    let fin = 0;
+    let closed = 0;
+    c.on('error', () => {});
+    c.on('end', () => (fin = Date.now()));
+    c.on('close', () => (closed = Date.now()));
+    await new Promise<void>((res) => {
+      c.once('data', () => res());
+      c.write(GET);
+    });
+    const t0 = Date.now();
+    const code = await s.stop();
+    const ms = Date.now() - t0;
+    assert.equal(code, 0);
+    assert.ok(fin > 0, 'the server sent FIN at stop');
+    // The server lingers 2 s (lingerMs) for our FIN, then closes: well before --drain-ms 15000.
+    assert.ok(ms >= 1500 && ms < 10_000, `exit ${ms} ms after SIGTERM`);
+    c.destroy();
+    assert.ok(closed === 0 || closed >= fin);
+  });
+
+  it('--max-connections under a bounded pool refuses past the cap (503), and serves again when one closes', async () => {
+    const s = await serveWith({}, ['--engine', 'threads', '--workers', '4', '--max-connections', '2', '--app', 'hello']);
+    try {
+      const a = await openKeepAlive(s.port);
+      const b = await openKeepAlive(s.port);
+      const r = await exchange(s.port, GET, { timeoutMs: 3000 });
+      assert.match(r.data.toString(), /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+      assert.ok(r.closed);
+      a.destroy();
+      await statsUntil(s, 'one closed', (x) => x.connections.current === 1);
+      assert.match((await exchange(s.port, GET_CLOSE)).data.toString(), /Hello, World!$/);
+      b.destroy();
+      const st = await statsUntil(s, 'refusal counted', (x) => x.connections.refused === 1 && x.connections.current === 0);
+      assert.equal(st.connections.total, 3);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
   });
 });
 
