@@ -17,9 +17,9 @@
  *    first waits for socket space); what the loop sends meanwhile is appended to the slot's queue
  *    buffer and goes out, in order, when the CQE arrives. A CQE with a short count (the socket send
  *    buffer filled: io_send completes with what it copied unless MSG_WAITALL) resubmits the rest.
- *  - close: ASYNC_CANCEL of everything on the fd, hard-linked to a CLOSE (in-flight requests hold
- *    their own reference to the socket, so a bare close(2) would leave the multishot recv armed and
- *    send no FIN). Both are SQEs; they go out with the next io_uring_enter.
+ *  - close: an ASYNC_CANCEL (by user_data) of each request in flight, hard-linked to a CLOSE
+ *    (in-flight requests hold their own reference to the socket, so a bare close(2) would leave the
+ *    multishot recv armed and send no FIN). All SQEs; they go out with the next io_uring_enter.
  *  - wait(timeout): one io_uring_enter that submits everything prepared since the last one and waits
  *    for a completion or the timeout (IORING_ENTER_EXT_ARG, 5.11: a nanosecond timespec, no timeout
  *    SQE), then every CQE is handled.
@@ -50,8 +50,9 @@ import {
   SOCK_CLOEXEC, SOCK_STREAM, TCP_NODELAY, ffi,
 } from '../sys/index.js';
 import {
-  BufRing, EBADR, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_CQE_BUFFER_SHIFT,
-  IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IOSQE_IO_HARDLINK, Ring, bufferAddress, type IoUringSupport,
+  BufRing, EBADR, IORING_CQE_BUFFER_SHIFT,
+  IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_SETUP_DEFER_TASKRUN, IOSQE_IO_HARDLINK, Ring, bufferAddress,
+  type IoUringSupport,
 } from '../sys/io_uring.js';
 import type { Endpoint, IoBackend, IoSink } from './io.js';
 
@@ -150,8 +151,12 @@ export class UringIo implements IoBackend {
   /** sockaddr address of each Endpoint buffer (koffi.address once per target, not per connect). */
   private readonly addrOf = new Map<Buffer, number>();
   private readonly one = Buffer.alloc(4);
-  /** SQEs whose final CQE has not arrived (a multishot recv counts once). */
-  private inflight = 0;
+  /**
+   * CONNECT, RECV and SEND SQEs whose final CQE has not arrived (a multishot recv counts once): the
+   * requests that point at our memory (sockaddr, ring buffers, transmit buffers). CLOSE and CANCEL
+   * do not, and are not counted.
+   */
+  private busy = 0;
   private destroyed = false;
   private warned = false;
   /** Counters as they were when destroy() closed the ring. */
@@ -168,9 +173,12 @@ export class UringIo implements IoBackend {
     this.sink = sink;
     this.multishot = support.multishotRecv;
     this.sizes = uringSizes(slots);
-    // DEFER_TASKRUN + SINGLE_ISSUER where the probe found them: completions are run only inside our
-    // io_uring_enter(GETEVENTS), batched, instead of interrupting the loop (the loop owns its thread).
-    this.ring = new Ring({ entries: this.sizes.sq, cqEntries: this.sizes.cq, flags: support.setupFlags });
+    // The probe's flags minus DEFER_TASKRUN. A client's completions are mostly poll-driven (a reply
+    // arrived, a connect finished), which run as task work; with DEFER_TASKRUN, from 6.13 on, an
+    // io_uring_enter runs at most 20 of them per pass (io_uring.c IO_LOCAL_TW_DEFAULT_MAX), so 1,000
+    // connections took one enter per 6-7 replies here, against one per 14-50 with COOP_TASKRUN,
+    // which runs them all on our next entry to the kernel, still without an IPI.
+    this.ring = new Ring({ entries: this.sizes.sq, cqEntries: this.sizes.cq, flags: support.setupFlags & ~IORING_SETUP_DEFER_TASKRUN });
     try {
       this.bufRing = new BufRing(this.ring, BGID, this.sizes.bufs, this.sizes.bufSize);
     } catch (e) {
@@ -191,10 +199,10 @@ export class UringIo implements IoBackend {
     this.one.writeInt32LE(1, 0);
   }
 
-  /** Set user_data (see the table above) and count the SQE as in flight until its final CQE. */
+  /** Set user_data (see the table above); count CONNECT, RECV and SEND as busy until their final CQE. */
   private track(i: number, slot: number, op: number, gen: number): void {
     this.ring.setUserData(i, slot, (op | (gen << 8)) >>> 0);
-    this.inflight++;
+    if (op <= U_SEND) this.busy++;
   }
 
   // ------------------------------------------------------------------------------------ connect
@@ -365,13 +373,18 @@ export class UringIo implements IoBackend {
   close(slot: number): void {
     if (this.state[slot] === ST_CLOSED) return;
     const fd = this.fdOf[slot]!, g = this.gen[slot]!, fl = this.flags[slot]!;
-    if (fl & (F_RECV | F_SEND | F_CONN)) {
-      // Cancel every request on the fd first; the hard link runs the CLOSE after the cancel whatever
-      // it returns (io_uring/cancel.c: ALL returns the count, possibly 0).
-      const c = this.ring.prepCancelFd(fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
-      this.ring.setFlags(c, IOSQE_IO_HARDLINK);
-      this.track(c, slot, U_CANCEL, g);
-    }
+    // In-flight requests hold their own reference to the socket, so a bare CLOSE would leave the
+    // multishot recv armed and send no FIN: cancel each first, hard-linked to the CLOSE (a hard link
+    // runs the CLOSE whatever the cancels return: -ENOENT when the request just completed). By
+    // user_data, not IORING_ASYNC_CANCEL_FD: a cancel by fd walks every armed poll of the ring
+    // (io_uring/poll.c io_poll_file_find), and closing 15,000 connections that way took 8 s of CPU
+    // here; a user_data lookup is one hash bucket.
+    const chain = ((fl & F_RECV) !== 0 ? 1 : 0) + ((fl & F_SEND) !== 0 ? 1 : 0) + ((fl & F_CONN) !== 0 ? 1 : 0) + 1;
+    // Keep the chain in one submission: a link cut at a batch boundary ends there.
+    if (this.ring.sqSpace() < chain) this.ring.submitAndWait(0, 0);
+    if (fl & F_RECV) this.cancel(slot, U_RECV, g);
+    if (fl & F_SEND) this.cancel(slot, U_SEND, g);
+    if (fl & F_CONN) this.cancel(slot, U_CONNECT, g);
     this.track(this.ring.prepClose(fd), slot, U_CLOSE, g);
     if (fl & F_SEND) {
       // The kernel may still read these bytes until the SEND's CQE: keep them alive until then.
@@ -385,6 +398,13 @@ export class UringIo implements IoBackend {
     this.txOff[slot] = this.txEnd[slot] = this.qLen[slot] = 0;
   }
 
+  /** Cancel the slot's request of kind `op` (generation g), hard-linked to what follows unless `link` is false. */
+  private cancel(slot: number, op: number, g: number, link = true): void {
+    const c = this.ring.prepCancelUserData(slot, (op | (g << 8)) >>> 0);
+    if (link) this.ring.setFlags(c, IOSQE_IO_HARDLINK);
+    this.track(c, slot, U_CANCEL, g);
+  }
+
   private closeWith(slot: number, errno: number, now: number): void {
     this.close(slot);
     this.sink.onClose(slot, errno, now);
@@ -395,8 +415,8 @@ export class UringIo implements IoBackend {
   wait(timeoutMs: number): number {
     this.bufRing.publish();
     // The one syscall of the turn: submit everything prepared since the last one, then wait for a
-    // completion or the timeout (0: only poll; with DEFER_TASKRUN the GETEVENTS is what runs the
-    // completions, so even a poll enters with min_complete 1 and a zero timeout).
+    // completion or the timeout (0: only poll, still with GETEVENTS, which runs pending completions,
+    // and a zero timeout).
     const r = this.ring.submitAndWait(1, timeoutMs > 0 ? timeoutMs : 0);
     if (r === -EBADR) this.warnDropped();
     return this.reap();
@@ -414,7 +434,7 @@ export class UringIo implements IoBackend {
       }
       ring.cqAdvance(n);
       handled += n;
-      // Without DEFER_TASKRUN the kernel may post more while we work; take them in this turn.
+      // The kernel may post more while we work (task work runs on any syscall); take them in this turn.
       n = ring.cqReady();
     }
     // Completions overflowed into the kernel's list: the next enter(GETEVENTS) flushes them back.
@@ -423,9 +443,9 @@ export class UringIo implements IoBackend {
   }
 
   private complete(slot: number, hi: number, res: number, cflags: number): void {
-    if (!(cflags & IORING_CQE_F_MORE)) this.inflight--;
     const op = hi & 0xff, g = hi >>> 8;
-    if (op === U_CLOSE || op === U_CANCEL) return; // a cancel that found nothing (0, -ENOENT) is normal
+    if (op === U_CLOSE || op === U_CANCEL) return; // a cancel that found nothing (-ENOENT) is normal
+    if (!(cflags & IORING_CQE_F_MORE)) this.busy--;
     if (this.destroyed || this.gen[slot] !== g || this.state[slot] === ST_CLOSED) {
       // Stale: the slot closed (and maybe reconnected) after this SQE was prepared.
       this.staleCqes++;
@@ -470,20 +490,35 @@ export class UringIo implements IoBackend {
 
   destroy(): void {
     if (this.destroyed) return;
-    for (let slot = 0; slot < this.state.length; slot++) this.close(slot);
     this.destroyed = true;
-    // Cancel whatever is left and wait (bounded) for the kernel to finish with our buffers before
-    // they are unmapped: a recv completing into unmapped memory could hit whatever maps there next.
-    this.track(this.ring.prepCancelFd(-1, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL), 0, U_CANCEL, 0);
-    const until = performance.now() + SHUTDOWN_DRAIN_MS;
-    while (this.inflight > 0 && performance.now() < until) {
+    // Cancel each request in flight by its user_data and close each fd directly: a socket goes when
+    // its last request lets go of it. Not one IORING_ASYNC_CANCEL_ANY|ALL: that restarts its scan of
+    // the whole poll table for every request it cancels (io_uring/cancel.c, poll.c
+    // io_poll_file_find), and took 2 s of system time for 15,000 connections here.
+    for (let slot = 0; slot < this.state.length; slot++) {
+      if (this.state[slot] === ST_CLOSED) continue;
+      const fl = this.flags[slot]!, g = this.gen[slot]!;
+      if (fl & F_RECV) this.cancel(slot, U_RECV, g, false);
+      if (fl & F_SEND) this.cancel(slot, U_SEND, g, false);
+      if (fl & F_CONN) this.cancel(slot, U_CONNECT, g, false);
+      ffi.close(this.fdOf[slot]!);
+      if (fl & F_SEND) this.orphans.set(g * GEN_SPAN + slot, this.txBuf[slot]!);
+      this.state[slot] = ST_CLOSED;
+      this.flags[slot] = 0;
+      this.fdOf[slot] = -1;
+    }
+    // Wait (bounded) for the kernel to finish with our buffers before they are unmapped: a recv
+    // completing into unmapped memory could hit whatever maps there next. The bound counts from the
+    // last progress, not the start: the first enter may spend a while tearing down many sockets.
+    let until = performance.now() + SHUTDOWN_DRAIN_MS;
+    while (this.busy > 0 && performance.now() < until) {
       this.bufRing.publish();
       this.ring.submitAndWait(1, 10);
-      this.reap();
+      if (this.reap() > 0) until = performance.now() + SHUTDOWN_DRAIN_MS;
     }
     this.final = this.stats();
-    if (this.inflight <= 0) this.bufRing.close();
-    else process.stderr.write(`iolab load: ${this.inflight} io_uring requests still in flight at exit; receive buffers left mapped\n`);
+    if (this.busy <= 0) this.bufRing.close();
+    else process.stderr.write(`iolab load: ${this.busy} io_uring requests still in flight at exit; receive buffers left mapped\n`);
     this.ring.close(); // the kernel cancels anything left
     this.orphans.clear();
   }
