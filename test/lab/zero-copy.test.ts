@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildPlan, defaultPlanOptions, ZERO_COPY_CONNECTIONS } from '../../src/lab/plan.js';
-import { runLab } from '../../src/lab/lab.js';
+import { deriveBreakingPoints, runLab } from '../../src/lab/lab.js';
+import type { ScenarioResult } from '../../src/lab/results.js';
 import { loadgen } from '../../src/lab/load.js';
 import { checkBody, makeStaticFiles, parseSize, sizeName } from '../../src/lab/files.js';
 import { nginxStatic, peerByName } from '../../src/lab/peers.js';
@@ -97,6 +98,15 @@ describe('zero-copy scenario', () => {
       srv.close();
       files.remove();
     }
+  });
+
+  it('static results are no point of the hello ramp (breaking points ignore them)', () => {
+    const at = (scenario: ScenarioResult['scenario'], connections: number, params: Record<string, unknown> = {}): ScenarioResult => ({
+      scenario, target: { kind: 'engine', name: 'epoll', ran: 'epoll', model: 'multiplexing' }, protocol: 'http', params: { connections, ...params },
+      status: 'ok', samples: [], median: null, rpsSpread: null,
+    });
+    const [bp] = deriveBreakingPoints([at('throughput', 100), at('scaling', 1000), at('throughput', 16, { app: 'static', sendfile: true, fileBytes: 65536 })]);
+    assert.deepEqual(bp!.breaking!.steps.map((s) => s.connections), [100, 1000]);
   });
 
   it('sizes are named and parsed in binary units', () => {
