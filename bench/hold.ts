@@ -90,6 +90,8 @@ interface Attempt {
   reset: number;
   timeout: number;
   lost: number;
+  /** Connections the load never opened: its connect phase (N / rate + connect timeout) ended first. */
+  neverOpened: number;
   connectSeconds: number;
   heldSeconds: number;
   serverRssBeforeMB: number;
@@ -171,16 +173,19 @@ async function attempt(N: number): Promise<Attempt> {
     };
     if (guard !== null || !out.trim()) {
       return {
-        ...base, clientProcesses: 0, clientBackend: values['client-backend']!, sources: '', held: 0, failures: 0, byErrno: {}, refused: 0, reset: 0, timeout: 0, lost: 0, connectSeconds: 0, heldSeconds: 0,
+        ...base, clientProcesses: 0, clientBackend: values['client-backend']!, sources: '', held: 0, failures: 0, byErrno: {}, refused: 0, reset: 0, timeout: 0, lost: 0, neverOpened: 0, connectSeconds: 0, heldSeconds: 0,
         ok: false, limit: guard ?? `iolab load exited ${code} without a result`, samples: [],
       };
     }
     const r = JSON.parse(out) as {
       ok: boolean; hold: { held: number; established: number; lost: number; refused: number; reset: number; timeout: number };
+      connections: { target: number; established: number; failed: number };
       errors: { total: number; samples: string[]; byErrno: Record<string, number> }; connectMs: number; durationMs: number;
       client: { processes: number; perProcess: { index: number; connections: number; errors: number }[] }; settings: { sources: string[] }; backend: string;
     };
-    const failures = r.errors.total + r.hold.lost;
+    // A slot that was never opened is neither an error nor lost: count it apart.
+    const neverOpened = Math.max(0, r.connections.failed - r.errors.total);
+    const failures = r.errors.total + r.hold.lost + neverOpened;
     const ok = r.hold.held >= N && failures === 0 && serversDown === 0;
     const src = r.settings.sources;
     return {
@@ -188,9 +193,9 @@ async function attempt(N: number): Promise<Attempt> {
       clientProcesses: r.client.processes,
       clientBackend: r.backend,
       sources: src.length > 0 ? `${src[0]}-${src[src.length - 1]} (${src.length})` : 'default',
-      held: r.hold.held, failures, byErrno: r.errors.byErrno, refused: r.hold.refused, reset: r.hold.reset, timeout: r.hold.timeout, lost: r.hold.lost,
+      held: r.hold.held, failures, byErrno: r.errors.byErrno, refused: r.hold.refused, reset: r.hold.reset, timeout: r.hold.timeout, lost: r.hold.lost, neverOpened,
       connectSeconds: r.connectMs / 1000, heldSeconds: r.durationMs / 1000,
-      ok, limit: ok ? null : explain(r, serversDown, S),
+      ok, limit: ok ? null : explain(r, serversDown, S, neverOpened),
       samples: ok ? r.errors.samples : [...r.errors.samples, `client processes' connections: ${r.client.perProcess.map((p) => `${p.connections}${p.errors ? ` (${p.errors} errors)` : ''}`).join(', ')}`],
     };
   } finally {
@@ -200,8 +205,12 @@ async function attempt(N: number): Promise<Attempt> {
 }
 
 /** Name what stopped a count from being held, from the errno the client saw most. */
-function explain(r: { hold: { held: number; lost: number }; errors: { byErrno: Record<string, number> } }, serversDown: number, S: number): string {
+function explain(r: { hold: { held: number; lost: number }; errors: { byErrno: Record<string, number> } }, serversDown: number, S: number, neverOpened: number): string {
   if (serversDown > 0) return `${serversDown} of ${S} server processes died (see their stderr above)`;
+  if (neverOpened > 0 && Object.keys(r.errors.byErrno).length === 0) {
+    return `connect rate: ${neverOpened} connections were never opened: the load could not keep --connect-rate ${RATE}/s (CPU-bound on this machine) ` +
+      `and its connect phase (N / rate + connect timeout) ended first; a lower --connect-rate gives it the time`;
+  }
   const top = Object.entries(r.errors.byErrno).sort((a, b) => b[1] - a[1])[0];
   const why: Record<string, string> = {
     EADDRNOTAVAIL: 'ephemeral ports: a source address ran out of local ports (more --sources, or a wider ip_local_port_range)',
@@ -249,7 +258,7 @@ else {
   for (const a of attempts) {
     process.stdout.write(
       `\n${a.connections} connections (${a.engine}): ${a.ok ? 'HELD' : 'NOT HELD'}: held ${a.held} for ${a.heldSeconds.toFixed(1)} s (after ${a.connectSeconds.toFixed(1)} s connecting), ` +
-        `${a.failures} failures (refused ${a.refused}, reset ${a.reset}, timeout ${a.timeout}, lost ${a.lost})${a.limit ? `\n  limit: ${a.limit}` : ''}\n` +
+        `${a.failures} failures (refused ${a.refused}, reset ${a.reset}, timeout ${a.timeout}, lost ${a.lost}, never opened ${a.neverOpened})${a.limit ? `\n  limit: ${a.limit}` : ''}\n` +
         `  client: ${a.clientProcesses} processes (${a.clientBackend}), sources ${a.sources}, peak RSS ${a.clientRssPeakMB} MB\n` +
         `  server: ${a.serverProcesses} processes (SO_REUSEPORT), peak ${a.serverPeakConnections} connections (${a.serverSecondsAtFullCount} s at the full count), ` +
         `RSS ${a.serverRssBeforeMB} MB -> ${a.serverRssPeakMB} MB (${a.serverRssPerConnBytes} B per connection)\n` +
