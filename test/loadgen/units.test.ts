@@ -6,6 +6,7 @@ import { compileRespTemplate, createWorkload } from '../../src/loadgen/workload.
 import { encodeHistogram, mergeEncoded, newHistogram } from '../../src/loadgen/histogram.js';
 import { shares, split } from '../../src/loadgen/run.js';
 import { E_PROTOCOL, E_WRONG } from '../../src/loadgen/errors.js';
+import { uringSizes } from '../../src/loadgen/uring-io.js';
 
 describe('loadgen options', () => {
   it('targets: schemes imply protocols; host:port defaults to http', () => {
@@ -52,6 +53,35 @@ describe('loadgen options', () => {
     assert.throws(() => resolveOptions({ targets: 'http://127.0.0.1:1/', duration: 1, requests: 5 }), /either/);
     assert.throws(() => resolveOptions({ targets: 'redis://127.0.0.1:1', method: 'POST' }), /HTTP targets/);
     assert.throws(() => resolveOptions({ targets: 'http://127.0.0.1:1/', commands: ['PING'] }), /RESP targets/);
+  });
+});
+
+describe('loadgen io_uring sizes', () => {
+  it('about one receive buffer per connection within a fixed budget; SQ and CQ grow with the connections', () => {
+    assert.deepEqual(uringSizes(16), { sq: 256, cq: 1024, bufs: 256, bufSize: 16384 });
+    assert.deepEqual(uringSizes(1000), { sq: 1024, cq: 4096, bufs: 2048, bufSize: 16384 });
+    assert.deepEqual(uringSizes(19000), { sq: 8192, cq: 32768, bufs: 16384, bufSize: 2048 });
+    for (const n of [1, 100, 5000, 19000]) {
+      const z = uringSizes(n);
+      assert.ok(z.bufs * z.bufSize <= 32 * 1024 * 1024, `${n}: ${JSON.stringify(z)}`);
+      assert.ok(z.cq >= z.sq);
+    }
+  });
+
+  it('IOLAB_LOAD_URING_RING and IOLAB_LOAD_URING_BUFS override them, and bad values are refused', () => {
+    const keep = { ring: process.env.IOLAB_LOAD_URING_RING, bufs: process.env.IOLAB_LOAD_URING_BUFS };
+    try {
+      process.env.IOLAB_LOAD_URING_RING = '8x16';
+      process.env.IOLAB_LOAD_URING_BUFS = '4x1024';
+      assert.deepEqual(uringSizes(500), { sq: 8, cq: 16, bufs: 4, bufSize: 1024 });
+      process.env.IOLAB_LOAD_URING_BUFS = '3x1024'; // not a power of two
+      assert.throws(() => uringSizes(1), /IOLAB_LOAD_URING_BUFS=3x1024: want <a>x<b>/);
+    } finally {
+      if (keep.ring === undefined) delete process.env.IOLAB_LOAD_URING_RING;
+      else process.env.IOLAB_LOAD_URING_RING = keep.ring;
+      if (keep.bufs === undefined) delete process.env.IOLAB_LOAD_URING_BUFS;
+      else process.env.IOLAB_LOAD_URING_BUFS = keep.bufs;
+    }
   });
 });
 
