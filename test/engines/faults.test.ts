@@ -52,10 +52,6 @@ export const FAULT_CASES: FaultCase[] = [
   {
     label: 'aio',
     args: ['--engine', 'aio'],
-    todo: {
-      'SIGTERM under echo load':
-        'known gap: at stop aio closes a connection whose glibc request cannot be cancelled without a lingering close, so unread input turns the close into an RST that drops echoed bytes (seen: 224.07 MB of 224.99 MB arrived)',
-    },
   },
   { label: 'io_uring', args: ['--engine', 'io_uring'] },
   { label: 'threads', args: ['--engine', 'threads'] },

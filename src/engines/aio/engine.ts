@@ -328,7 +328,10 @@ export class AioEngine implements Engine {
 
   private startRead(slot: number): void {
     if (this.stopping && this.inbuf[slot] === null && !(this.flags[slot]! & F_LINGER)) {
-      this.closeConn(slot); // draining: an idle connection is done
+      // Draining: the connection is done. Lingering, not close(2): the peer may have sent more already
+      // (an echo client streams), and closing on unread input is an RST that destroys the answer we
+      // just wrote before the peer reads it.
+      this.finish(slot);
       return;
     }
     const r = this.queue.submit(slot, LIO_READ, this.fdOf[slot]!, this.readBase + slot * READ_SIZE, READ_SIZE);
