@@ -36,7 +36,7 @@ import { makeTempDir, nginxStatic, peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
 import { loadgen } from '../src/lab/load.js';
-import { has, median, spawnPinned } from './lib/util.js';
+import { cpuSeconds, has, median, spawnPinned } from './lib/util.js';
 
 const { values } = parseArgs({
   options: {
@@ -129,6 +129,7 @@ const wrk: LoadFn = (r) =>
         latencyUs: { p50: f.p50!, p90: f.p90!, p99: f.p99!, p999: f.p999!, max: f.max! },
         connected: r.connections,
         bytesPerSec: f.bytes! / secs,
+        bytes: f.bytes!,
       });
     });
   });
@@ -163,10 +164,19 @@ interface Row {
   failed?: string;
 }
 
-/** Server CPU seconds per 1e9 bytes received by wrk, from one window. */
-function cpuPerGB(s: Sample): number | null {
-  if (s.cpuUsPerReq == null || !s.bytesPerSec || !(s.rps > 0)) return null;
-  return (s.cpuUsPerReq * 1e-6) / (s.bytesPerSec / s.rps / 1e9);
+/**
+ * The load function, with the server tree's CPU time read around each call: CPU per byte from the
+ * client's own byte count (requests counted by the server and by the client differ by the replies
+ * in flight at the edges: up to 16 of ~100 at 16 MB).
+ */
+function metered(pid: number, windows: { cpuS: number; wallS: number; bytes: number }[]): LoadFn {
+  return async (r) => {
+    const c0 = cpuSeconds(pid), t0 = performance.now();
+    const out = await load(r);
+    const c1 = cpuSeconds(pid), t1 = performance.now();
+    windows.push({ cpuS: c1 - c0, wallS: (t1 - t0) / 1000, bytes: out.bytes ?? NaN });
+    return out;
+  };
 }
 
 const load: LoadFn = values.client === 'wrk' ? wrk : loadgen;
@@ -190,15 +200,18 @@ try {
         const req = { url, protocol: 'http' as const, connections: CONNS, pipeline: 1, durationS: DURATION, cpu: CCPU };
         await load({ ...req, durationS: 1 }); // warm-up: JIT, connections, page cache
         const samples: Sample[] = [];
-        for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(run, load, req));
+        const windows: { cpuS: number; wallS: number; bytes: number }[] = [];
+        const meter = metered(run.pid, windows);
+        for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(run, meter, req));
         const m = medianSample(samples)!;
         row.rps = m.rps;
         row.gbPerSec = (m.bytesPerSec ?? NaN) / 1e9;
-        row.cpuSecPerGB = median(samples.map(cpuPerGB).filter((x): x is number => x !== null)) || null;
+        const perGB = windows.filter((w) => w.bytes > 0).map((w) => w.cpuS / (w.bytes / 1e9));
+        row.cpuSecPerGB = perGB.length ? median(perGB) : null;
+        row.cpuPercent = median(windows.map((w) => (w.cpuS / w.wallS) * 100));
         row.syscallsPerReq = m.syscallsPerReq;
         row.syscalls = m.syscallsByNamePerReq;
         row.p99Ms = m.latencyUs ? m.latencyUs.p99 / 1000 : null;
-        row.cpuPercent = m.cpuUsPerReq != null ? (m.cpuUsPerReq * m.rps) / 1e4 : null;
         row.errors = m.errors;
         row.runs = samples.map((s) => s.rps);
         process.stderr.write(`  ${sizeName(size).padStart(5)} ${srv.name.padEnd(16)} ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s, ${row.gbPerSec.toFixed(2)} GB/s\n`);
@@ -224,7 +237,7 @@ const ratios: Ratios[] = [];
 for (const size of SIZES) {
   for (const base of ['epoll', 'io_uring', 'nginx']) {
     const on = find(size, base, true), off = find(size, base, false);
-    if (on && off) ratios.push({ size, what: `${base} sendfile/copy`, rps: x(on.rps, off.rps), cpuPerGB: x(on.cpuSecPerGB, off.cpuSecPerGB) });
+    if (on && off) ratios.push({ size, what: `${base} ${base === 'io_uring' ? 'splice' : 'sendfile'}/copy`, rps: x(on.rps, off.rps), cpuPerGB: x(on.cpuSecPerGB, off.cpuSecPerGB) });
   }
   for (const sendfile of [true, false]) {
     const u = find(size, 'io_uring', sendfile), e = find(size, 'epoll', sendfile);

@@ -34,5 +34,6 @@ export const loadgen: LoadFn = async (r: LoadRequest): Promise<LoadOutcome> => {
     latencyUs: l.count > 0 ? { p50: l.p50, p90: l.p90, p99: l.p99, p999: l['p99.9'], max: l.max } : null,
     connected: hold ? res.connections.open || res.connections.established : res.connections.established,
     bytesPerSec: hold ? null : res.bytes.receivedPerSec,
+    bytes: hold ? null : res.bytes.received,
   };
 };

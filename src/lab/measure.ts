@@ -30,8 +30,9 @@ export interface LoadOutcome {
   latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
   /** Connections established (hold mode: how many were held). */
   connected: number;
-  /** Bytes received per second (null or absent: the load function cannot say). */
+  /** Bytes received per second, and in all (null or absent: the load function cannot say). */
   bytesPerSec?: number | null;
+  bytes?: number | null;
 }
 
 export type LoadFn = (r: LoadRequest) => Promise<LoadOutcome>;
