@@ -806,7 +806,10 @@ export function probeIoUringUncached(env: string | undefined = process.env.IOLAB
   const params = Buffer.alloc(IO_URING_PARAMS_SIZE);
   let fd = -1;
   let setupFlags = 0;
-  for (const flags of PREFERRED_FLAGS) {
+  // IOLAB_IO_URING_TASKRUN=coop|defer: which task-run mode to try first (A/B measurements).
+  const taskrun = process.env.IOLAB_IO_URING_TASKRUN;
+  const order = taskrun === 'coop' ? PREFERRED_FLAGS.slice(1) : PREFERRED_FLAGS;
+  for (const flags of order) {
     params.fill(0);
     params.writeUInt32LE(flags >>> 0, PARAMS.flags);
     fd = f.io_uring_setup(4, params);
