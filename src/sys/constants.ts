@@ -7,6 +7,8 @@ export const IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_DEFER_ACCEPT = 9, IPPROTO_IPV
 export const SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 export const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000, O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
+/** More data follows (a file body after its head): the kernel holds a partial segment, as TCP_CORK does for one call. */
+export const MSG_MORE = 0x8000;
 export const EPOLL_CLOEXEC = 0o2000000;
 export const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
 export const EPOLLIN = 0x1, EPOLLPRI = 0x2, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10,

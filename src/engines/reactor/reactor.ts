@@ -17,7 +17,7 @@
 import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
-  EAGAIN, ECONNABORTED, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, eagain, errnoName, ffi,
+  EAGAIN, ECONNABORTED, EMFILE, ENFILE, MSG_MORE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, eagain, errnoName, ffi,
   SHUT_WR, getrlimit, setNoDelay, syscallCounts,
 } from '../../sys/index.js';
 import type { FileSend } from '../../sys/file.js';
@@ -358,7 +358,9 @@ export class Reactor {
       // feed() stopped at its output bound, or after a response with a file body: write (the file
       // after the head), and go on while the socket takes it all; once it backlogs, the rest is held
       // (F_MORE) and fed when the backlog drains.
-      if (this.out.len > 0) this.send(fd, this.out.buf, this.out.len);
+      // With a file to follow, the head goes with MSG_MORE so it shares segments with the file's
+      // first bytes (nginx: tcp_nopush) instead of leaving alone under TCP_NODELAY.
+      if (this.out.len > 0) this.send(fd, this.out.buf, this.out.len, r.file !== null);
       this.out.reset();
       if (r.file !== null) this.sendFile(fd, r.file);
       if (!(this.flags[fd]! & F_OPEN)) return;
@@ -425,7 +427,7 @@ export class Reactor {
    * a file body is pending (feed() stops after a file response until it is sent), so `outq` is always
    * the part of the output that precedes the file.
    */
-  private send(fd: number, data: Buffer, len: number): void {
+  private send(fd: number, data: Buffer, len: number, more = false): void {
     const q = this.outq[fd];
     if (q !== null) {
       // Already backlogged: keep order by appending.
@@ -437,7 +439,7 @@ export class Reactor {
       this.outOff[fd] = 0;
       return;
     }
-    const w = ffi.write(fd, data, len);
+    const w = more ? ffi.send(fd, data, len, MSG_MORE) : ffi.write(fd, data, len);
     if (w === len) {
       this.bytesOut += w;
       return;
