@@ -7,6 +7,8 @@
  * argv: <engine> <app> <port> <idle-timeout-ms>. Talks to the parent over IPC:
  *   -> { type: 'listening', port, engine }      once listening (`engine` is what runs, after any fallback)
  *   <- { type: 'stats' }  -> { type: 'stats', current, peak, refused }
+ *   <- { type: 'gc' }     -> { type: 'gc', heapBytes }  after a full collection (needs node --expose-gc):
+ *                         JS heap + external memory still referenced, i.e. what the connections retain
  *   <- { type: 'stop' }   the engine drains and the process exits
  * and exits when the parent goes away (IPC disconnect), so no server outlives its bench.
  */
@@ -29,6 +31,11 @@ process.send({ type: 'listening', port: at.port, engine: at.engine });
 process.on('message', (m: { type: string }) => {
   if (m.type === 'stats') {
     void engine.stats().then((s) => process.send?.({ type: 'stats', current: s.connections.current, peak: s.connections.peak, refused: s.connections.refused }));
+  } else if (m.type === 'gc') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const u = process.memoryUsage();
+    process.send?.({ type: 'gc', heapBytes: gc ? u.heapUsed + u.external : NaN });
   } else if (m.type === 'stop') void engine.stop().then(() => process.exit(0));
 });
 process.on('disconnect', () => process.exit(0));

@@ -32,6 +32,8 @@ export interface ServerGroup {
   stats(): Promise<GroupStats>;
   /** RSS summed over the server processes. */
   rssBytes(): number;
+  /** A full GC in every server; the JS heap + external bytes still referenced, summed. */
+  gc(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -51,7 +53,8 @@ interface Member {
 }
 
 async function startOne(o: GroupOptions, port: number): Promise<{ m: Member; port: number; engine: string }> {
-  const argv = [CHILD, o.engine, o.app, String(port), String(o.idleTimeoutMs ?? 3_600_000)];
+  // --expose-gc: gc() lets a bench read memory with the garbage out (idle-scale); nothing calls it otherwise.
+  const argv = ['--expose-gc', CHILD, o.engine, o.app, String(port), String(o.idleTimeoutMs ?? 3_600_000)];
   const [cmd, args] = o.cpus !== null && has('taskset') ? ['taskset', ['-c', o.cpus, process.execPath, ...argv]] : [process.execPath, argv];
   // stdio 'ipc' survives taskset's exec: the channel is an inherited fd named by NODE_CHANNEL_FD.
   const child = spawnChild(cmd, args as string[], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -67,25 +70,29 @@ async function startOne(o: GroupOptions, port: number): Promise<{ m: Member; por
   return { m, port: at.port, engine: at.engine };
 }
 
-function askStats(m: Member): Promise<Omit<GroupStats, 'alive'> | null> {
+function ask<T>(m: Member, type: string, pick: (msg: Record<string, unknown>) => T): Promise<T | null> {
   if (m.dead || !m.child.connected) return Promise.resolve(null);
   return new Promise((resolve) => {
-    const done = (v: Omit<GroupStats, 'alive'> | null): void => {
+    const done = (v: T | null): void => {
       clearTimeout(t);
       m.child.off('message', on);
       m.child.off('exit', gone);
       resolve(v);
     };
-    const on = (msg: { type: string } & Omit<GroupStats, 'alive'>): void => {
-      if (msg.type === 'stats') done({ current: msg.current, peak: msg.peak, refused: msg.refused });
+    const on = (msg: { type: string } & Record<string, unknown>): void => {
+      if (msg.type === type) done(pick(msg));
     };
     const gone = (): void => done(null);
-    // A loop busy accepting thousands of connections may answer late, but not 10 s late.
+    // A loop busy accepting thousands of connections (or collecting a big heap) may answer late, but not 10 s late.
     const t = setTimeout(() => done(null), 10_000);
     m.child.on('message', on);
     m.child.once('exit', gone);
-    m.child.send({ type: 'stats' });
+    m.child.send({ type });
   });
+}
+
+function askStats(m: Member): Promise<Omit<GroupStats, 'alive'> | null> {
+  return ask(m, 'stats', (msg) => ({ current: msg.current as number, peak: msg.peak as number, refused: msg.refused as number }));
 }
 
 export async function startServerGroup(o: GroupOptions): Promise<ServerGroup> {
@@ -114,6 +121,10 @@ export async function startServerGroup(o: GroupOptions): Promise<ServerGroup> {
       };
     },
     rssBytes: () => pids.reduce((a, p) => a + rssBytes(p), 0),
+    async gc() {
+      const xs = await Promise.all(members.map((m) => ask(m, 'gc', (msg) => msg.heapBytes as number)));
+      return xs.reduce<number>((a, x) => a + (x ?? NaN), 0);
+    },
     async stop() {
       // SIGTERM ends a server at once (no handler in serve-child): the kernel closes its sockets.
       await Promise.all(members.map((m) => (m.dead ? undefined : stopChild(m.child, 'SIGTERM', 10_000))));
