@@ -13,12 +13,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, errnoName, ffi,
+  EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, errnoName, ffi, getrlimit,
 } from '../../sys/index.js';
 import { ROW_WAKEUPS, publishSyscalls, refuse } from './blocking.js';
 import {
-  C_BOUNDED, C_CURRENT, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, claimIdle, handOver, rowOf,
-  type AcceptorData, type FromAcceptor,
+  C_BOUNDED, C_CURRENT, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, START_FDS, claimIdle, handOver,
+  rowOf, type AcceptorData, type FromAcceptor,
 } from './shared.js';
 
 const d = workerData as AcceptorData;
@@ -45,6 +45,8 @@ function openReserve(): number {
   }
 }
 let reserveFd = openReserve();
+/** The open-file limit (serve raised soft to hard before we started). */
+const fdLimit = getrlimit().soft;
 
 send({ type: 'ready' });
 
@@ -102,10 +104,21 @@ for (;;) {
     publishSyscalls(row);
     continue;
   }
-  Atomics.add(ctl, C_TOTAL, 1);
-  if (cur > ctl[C_PEAK]!) Atomics.store(ctl, C_PEAK, cur); // only this thread writes C_PEAK
   // Connections queued in the main thread (threads starting) go first: this one queues behind them.
   const slot = Atomics.load(ctl, C_WAITING) > 0 ? -1 : claimIdle(ctl);
+  if (slot < 0 && fd >= fdLimit - START_FDS) {
+    // The kernel hands out the lowest free fd, so one this high means the table is nearly full: a
+    // thread started now could fail for lack of fds (shared.ts START_FDS). The main thread counts
+    // exactly before it starts one; this is the cheap first filter.
+    Atomics.sub(ctl, C_CURRENT, 1);
+    refuse(fd, d.protocol);
+    Atomics.add(ctl, C_REFUSED, 1);
+    warnOnce('fds', `fewer than ${START_FDS} file descriptors free for a new connection thread: refusing connections that need one (raise ulimit -n)`);
+    publishSyscalls(row);
+    continue;
+  }
+  Atomics.add(ctl, C_TOTAL, 1);
+  if (cur > ctl[C_PEAK]!) Atomics.store(ctl, C_PEAK, cur); // only this thread writes C_PEAK
   if (slot >= 0) handOver(ctl, slot, fd);
   else send({ type: 'spawn', fd });
   publishSyscalls(row);

@@ -37,12 +37,13 @@
  * pool (4 threads by default). That is a pool of C threads behind an event loop, not a thread per
  * connection, and with more connections than pool threads it would serialise them.
  */
+import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker, SHARE_ENV } from 'node:worker_threads';
 import { loadApp } from '../../apps/index.js';
 import {
-  IPPROTO_TCP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp,
-  localAddress, setIntOpt,
+  IPPROTO_TCP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, getrlimit,
+  listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
 import {
@@ -51,7 +52,7 @@ import {
 } from './blocking.js';
 import {
   C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, C_WAITING,
-  PARK_LINGER, PARK_READ, PARK_WAKING, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
+  PARK_LINGER, PARK_READ, PARK_WAKING, START_FDS, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
   handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread,
 } from './shared.js';
 
@@ -110,6 +111,7 @@ export class ThreadsEngine implements Engine {
   private limitReason = '';
   private memCheckAt = 0;
   private memLow = false;
+  private fdLimit = Infinity;
   private lost = 0;
   /** Connections still waiting for a thread at the drain deadline (closed unserved). */
   private unserved = 0;
@@ -150,6 +152,7 @@ export class ThreadsEngine implements Engine {
     // threads that are leaving while new ones start.
     this.slotsMax = Math.min(maxThreads ?? hardCap, hardCap) + this.spare + 16;
 
+    this.fdLimit = getrlimit().soft;
     this.listenFd = listenTcp({ host: o.host, port: o.port, backlog: o.backlog, nonBlocking: false });
     try {
       // Accepted sockets inherit these from the listener (sk_clone_lock() -> sock_copy() copies the
@@ -180,9 +183,16 @@ export class ThreadsEngine implements Engine {
     await this.startAcceptor();
     // Start the spare threads, and measure what a thread costs on this machine.
     const rss0 = rssOf('self');
-    await Promise.all(Array.from({ length: this.spare }, () => this.spawn(-1)));
-    if (this.spare > 0) {
-      const per = (rssOf('self') - rss0) / this.spare;
+    // In batches the fd table allows (startable()): under a low RLIMIT_NOFILE, spares loading side by
+    // side run out of fds and die.
+    for (let left = this.spare; left > 0; ) {
+      const n = Math.max(1, Math.min(left, this.startable()));
+      await Promise.all(Array.from({ length: n }, () => this.spawn(-1)));
+      left -= n;
+    }
+    const started = this.slots.filter((e) => e?.ready).length;
+    if (started > 0) {
+      const per = (rssOf('self') - rss0) / started;
       if (per > 4 * 1024 * 1024 && per < 256 * 1024 * 1024) {
         this.rssPerThread = Math.max(per, 8 * 1024 * 1024);
         this.setLimit(maxThreads, hardCap);
@@ -239,7 +249,7 @@ export class ThreadsEngine implements Engine {
    * starting, queue it for the first thread that is idle or may start.
    */
   private assign(fd: number): void {
-    if (this.waiting.length === 0 && this.starting < MAX_STARTING) {
+    if (this.waiting.length === 0 && this.startable() > 0) {
       void this.spawn(fd);
       return;
     }
@@ -254,7 +264,8 @@ export class ThreadsEngine implements Engine {
     while (this.waiting.length > 0) {
       const slot = claimIdle(ctl);
       if (slot >= 0) handOver(ctl, slot, this.waiting[0]!);
-      else if (this.starting < MAX_STARTING) void this.spawn(this.waiting[0]!);
+      else if (this.startable() > 0) void this.spawn(this.waiting[0]!);
+      else if (this.starting === 0) void this.spawn(this.waiting[0]!); // cannot start one at all: spawn() refuses it
       else break;
       this.waiting.shift();
       Atomics.sub(ctl, C_WAITING, 1);
@@ -276,8 +287,9 @@ export class ThreadsEngine implements Engine {
     let slot = into;
     if (slot < 0) {
       slot = this.freeSlot();
-      if (slot < 0 || (fd >= 0 && this.memoryLow())) {
-        if (fd >= 0) this.refuseHere(fd, slot < 0 ? 'no free thread slot' : 'MemAvailable is low');
+      const why = slot < 0 ? 'no free thread slot' : this.fdsLow() ? `fewer than ${START_FDS} file descriptors free for a new thread (raise ulimit -n)` : fd >= 0 && this.memoryLow() ? 'MemAvailable is low' : '';
+      if (why !== '') {
+        if (fd >= 0) this.refuseHere(fd, why);
         return Promise.resolve();
       }
       ctl[slotIndex(slot, S_FD)] = fd;
@@ -333,6 +345,28 @@ export class ThreadsEngine implements Engine {
   private freeSlot(): number {
     for (let s = 0; s < this.slotsMax; s++) if (this.slots[s] == null && Atomics.load(this.ctl, slotIndex(s, S_STATE)) === ST_FREE) return s;
     return -1;
+  }
+
+  /** File descriptors free, counted (the acceptor's check is a heuristic); Infinity when unknown. */
+  private fdsFree(): number {
+    if (this.fdLimit === Infinity) return Infinity;
+    try {
+      return this.fdLimit - readdirSync('/proc/self/fd').length;
+    } catch {
+      return Infinity; // no /proc: start, and let a failed start refuse the connection
+    }
+  }
+
+  /** Too few fds free to start one more thread safely, on top of those starting (shared.ts START_FDS). */
+  private fdsLow(): boolean {
+    return this.fdsFree() < START_FDS * (this.starting + 1);
+  }
+
+  /** How many more threads may start now: MAX_STARTING at once, and START_FDS free fds for each. */
+  private startable(): number {
+    const byCount = MAX_STARTING - this.starting;
+    if (byCount <= 0) return 0;
+    return Math.max(0, Math.min(byCount, Math.floor(this.fdsFree() / START_FDS) - this.starting));
   }
 
   /** Check MemAvailable at most every 100 ms: past the floor, new threads are refused. */
@@ -418,7 +452,7 @@ export class ThreadsEngine implements Engine {
     }
     if (code !== 0 && !this.stopping) {
       this.warnOnce(`exit:${code}`, `a connection thread exited with code ${code}; it is replaced`);
-      if (Atomics.load(ctl, C_IDLE) < this.spare) void this.spawn(-1);
+      if (Atomics.load(ctl, C_IDLE) < this.spare && this.startable() > 0) void this.spawn(-1);
     }
     this.maybeFinish();
   }

@@ -75,6 +75,17 @@ export const ST_IDLE = 1;
 export const ST_BUSY = 2;
 export const ST_EXITING = 3;
 
+/**
+ * File descriptors a thread start must find free. Its event loop keeps 4 (epoll, eventfd, a pipe), but
+ * while it loads, Node's ESM loader opens the module graph's files side by side: measured here under
+ * prlimit, a start failed with 21 fds free and succeeded with 23 (hello app). A start that meets EMFILE
+ * fails ("EMFILE: too many open files, open '...js'") and, on Node 20, leaves fds behind (epoll), so
+ * under fd exhaustion every failed start would shrink the table for good. So threads start only with
+ * this many fds free for each one starting, and a connection that needs a new thread past that is
+ * refused (503) instead.
+ */
+export const START_FDS = 32;
+
 export const slotIndex = (slot: number, field: number): number => SLOT_BASE + slot * SLOT_WIDTH + field;
 
 /**
