@@ -22,9 +22,10 @@
  *
  * What that costs, measured here (2 vCPU, server pinned to one, wrk -t1 on the other, HTTP hello):
  *  - starting a thread takes ~65 ms of CPU (a bare worker ~34 ms, plus koffi and the app's modules),
- *    against ~20 us for pthread_create: spare threads are started up front, and reused, and no more
- *    than MAX_STARTING start at once; a burst of connections waits in a FIFO here for the next thread
- *    that is free or started (Apache's prefork ramps its spawn rate for the same reason);
+ *    against ~20 us for pthread_create: spare threads are started up front, and reused, and only a
+ *    few start at once (DEFAULT_MAX_STARTING, and START_FDS free fds each); a burst of connections
+ *    waits in a FIFO here for the next thread that is free or started (Apache's prefork ramps its
+ *    spawn rate for the same reason);
  *  - 8 connections on 8 threads: ~82k req/s at ~12 us CPU/request (epoll: ~131k at ~7.4 us);
  *    100 on 100 threads: ~11k req/s at ~88 us/request. Each request runs on another isolate with its
  *    own copy of the JIT code and heap, cache-cold; a 16x lower --interrupt-budget (faster tier-up)
@@ -67,12 +68,15 @@ const MEM_FLOOR_SHARE = 0.05;
 const DEFAULT_SPARE = 4;
 const DEFAULT_IDLE_MS = 10_000;
 /**
- * Threads starting at once. Starting is CPU-bound (~65 ms each), so more in parallel than CPUs only
- * delays every one of them: 200 short connections in a second would otherwise start ~200 isolates
- * (seconds of CPU, and at stop dozens still loading), where a few threads freed by the connections
- * that ended serve most of them.
+ * Threads starting at once (IOLAB_MAX_STARTING overrides). Starting is mostly CPU (~65 ms each), so
+ * far more in parallel than CPUs only delays every one of them: 200 short connections in a second
+ * would otherwise start ~200 isolates (seconds of CPU, and at stop dozens still loading), where a few
+ * threads freed by the connections that ended serve most of them. Measured here (2 vCPU, shared and
+ * loaded, load average ~29, so only roughly): 20 new keep-alive connections at once were all answered
+ * after 1.5-2.5 s with 4, 1.0-2.5 s with 8, 1.5-2.4 s with 16, 1.5-2.1 s unbounded, and the median one
+ * soonest with 4-8.
  */
-const MAX_STARTING = Math.max(4, 2 * availableParallelism());
+const DEFAULT_MAX_STARTING = Math.max(8, 2 * availableParallelism());
 /** How often queued connections look for a thread that has become idle (threads do not say so). */
 const WAITING_POLL_MS = 5;
 /** After the drain deadline, how long threads get to unwind before they are terminated. */
@@ -125,6 +129,7 @@ export class ThreadsEngine implements Engine {
   private lingerTimer: NodeJS.Timeout | null = null;
   /** Threads started and not yet ready. */
   private starting = 0;
+  private maxStarting = DEFAULT_MAX_STARTING;
   /** Accepted connections waiting for a thread (FIFO; their count is C_WAITING). */
   private readonly waiting: number[] = [];
   private waitingTimer: NodeJS.Timeout | null = null;
@@ -148,6 +153,7 @@ export class ThreadsEngine implements Engine {
     const hardCap = Math.min(HARD_CAP, envInt('IOLAB_THREAD_CAP') ?? HARD_CAP);
     this.spare = Math.min(envInt('IOLAB_SPARE_THREADS', 0) ?? DEFAULT_SPARE, maxThreads ?? hardCap, hardCap);
     this.idleMs = envInt('IOLAB_THREAD_IDLE_MS') ?? DEFAULT_IDLE_MS;
+    this.maxStarting = envInt('IOLAB_MAX_STARTING') ?? DEFAULT_MAX_STARTING;
     // Idle threads beyond the limit only exist until their idle timeout; a few extra slots cover
     // threads that are leaving while new ones start.
     this.slotsMax = Math.min(maxThreads ?? hardCap, hardCap) + this.spare + 16;
@@ -245,7 +251,7 @@ export class ThreadsEngine implements Engine {
   }
 
   /**
-   * A connection the acceptor found no idle thread for: start one, or, with MAX_STARTING already
+   * A connection the acceptor found no idle thread for: start one, or, with maxStarting already
    * starting, queue it for the first thread that is idle or may start.
    */
   private assign(fd: number): void {
@@ -362,9 +368,9 @@ export class ThreadsEngine implements Engine {
     return this.fdsFree() < START_FDS * (this.starting + 1);
   }
 
-  /** How many more threads may start now: MAX_STARTING at once, and START_FDS free fds for each. */
+  /** How many more threads may start now: maxStarting at once, and START_FDS free fds for each. */
   private startable(): number {
-    const byCount = MAX_STARTING - this.starting;
+    const byCount = this.maxStarting - this.starting;
     if (byCount <= 0) return 0;
     return Math.max(0, Math.min(byCount, Math.floor(this.fdsFree() / START_FDS) - this.starting));
   }
