@@ -159,9 +159,10 @@ export class BlockingConn {
         if (held === null) {
           // Between requests: a stopping engine closes here rather than wait for another request.
           o.park?.();
-          if (o.stopLevel() !== 0) {
+          const stop = o.stopLevel();
+          if (stop !== 0) {
             o.unpark?.();
-            ending = END_LINGER;
+            ending = stop === 1 ? END_LINGER : END_CLOSE; // past the drain deadline: close now
             break;
           }
           // prefork's idle timeout (threads: SO_RCVTIMEO is the idle timeout, see read() below).
@@ -330,7 +331,7 @@ export class BlockingConn {
     let quietSince = t0;
     for (;;) {
       const left = Math.min(quietSince + lingerMs, t0 + lingerMs * LINGER_TOTAL) - performance.now();
-      if (left <= 0) return;
+      if (left <= 0 || this.o.stopLevel() === 2) return;
       const p = this.waitReadable(fd, this.o.tickMs > 0 ? Math.min(left, this.o.tickMs) : left);
       if (p === 0 && this.o.tickMs > 0) {
         // prefork: a tick with nothing to read; let IPC and signals in.
