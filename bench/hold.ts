@@ -20,6 +20,12 @@
  * start it past --max-memory (default 50% of RAM); while connecting and holding it stops the run as
  * soon as the machine's used memory (MemTotal - MemAvailable) passes that share.
  *
+ * Measured here (2 cores, 24 GiB): 1,000,000 held for 30 s on both engines with --connect-rate 6000
+ * (~7.5 KB of machine memory per connection, both ends); at 10000/s the 2 cores connect slower than
+ * asked past ~600k and the load's connect phase (N / rate + connect timeout) ends first. Past 1M on
+ * one machine three limits meet: fs.file-max 2,466,170 (two fds per connection, one per end: ~1.23M),
+ * `iolab load --procs` <= 64 (x 19k = 1.216M), and the 50% memory guard (~1.25M).
+ *
  * Servers are pinned to --server-cpus (default 0), the load to --client-cpus (default 1); the load runs
  * on --client-backend (epoll by default: the long-proven client, whatever the server engine).
  *
