@@ -1,13 +1,19 @@
 /**
- * HTTP plaintext keep-alive: wrk (1 thread, 100 connections) against iolab epoll `hello`, node:http,
- * and nginx with one worker when installed. Server on one CPU, wrk on the other; each server runs
- * `--runs` times and the median counts. Prints req/s, the server's CPU time per request (which ranks
- * servers even when the client is the bottleneck), and ratios against epoll.
+ * HTTP plaintext keep-alive: wrk (1 thread, 100 connections) against iolab epoll and io_uring `hello`,
+ * node:http, and nginx with one worker when installed. Every server is pinned to one CPU and wrk to
+ * the other. All servers start first; then each round measures every server once, in turn, so a noisy
+ * moment of a shared machine lands on all of them rather than on one; the median of `--runs` rounds
+ * counts. Prints req/s, the server's CPU time per request (which ranks servers even when the client
+ * is the bottleneck), and the ratios issue 7 sets targets for (epoll >= 1.0x nginx, io_uring >= 1.1x
+ * epoll, both >= 2.5x node:http). `--pipeline 16` sends 16 requests per round trip (a wrk Lua script).
  *
- *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--json]
+ *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only epoll] [--json]
  */
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
@@ -18,6 +24,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
     connections: { type: 'string', default: '100' },
+    pipeline: { type: 'string', default: '1' },
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     only: { type: 'string' },
@@ -25,6 +32,7 @@ const { values } = parseArgs({
   },
 });
 const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = Number(values.connections);
+const PIPELINE = Number(values.pipeline);
 const SCPU = values['server-cpu']!, CCPU = values['client-cpu']!;
 const children: ChildProcess[] = [];
 reapOnExit(() => children);
@@ -44,6 +52,13 @@ const servers: Server[] = [
     name: 'iolab epoll',
     async start() {
       const s = await startIolab(SCPU, ['--engine', 'epoll', '--app', 'hello']);
+      return { port: s.port, child: s.child, pids: () => [s.child.pid!] };
+    },
+  },
+  {
+    name: 'iolab io_uring',
+    async start() {
+      const s = await startIolab(SCPU, ['--engine', 'io_uring', '--app', 'hello']);
       return { port: s.port, child: s.child, pids: () => [s.child.pid!] };
     },
   },
@@ -70,9 +85,23 @@ if (nginxPeer.binary()) {
   });
 } else process.stderr.write('nginx not installed (apt-get install nginx-light): skipping the nginx row\n');
 
+// wrk pipelines through a Lua script (its scripts/pipeline.lua): one buffer of N requests per round trip.
+const luaDir = mkdtempSync(join(tmpdir(), 'iolab-bench-http-'));
+const lua = join(luaDir, 'pipeline.lua');
+// Built in init(): at the top level of the script wrk has not set the Host header yet.
+writeFileSync(lua, `init = function(args)
+  local r = {}
+  for i = 1, ${PIPELINE} do r[i] = wrk.format(nil, "/") end
+  req = table.concat(r)
+end
+request = function() return req end
+`);
+process.on('exit', () => rmSync(luaDir, { recursive: true, force: true }));
+
 function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: string }> {
   return new Promise((resolve, reject) => {
-    const w = spawnPinned(CCPU, 'wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`], { stdio: 'pipe' });
+    const pipe = PIPELINE > 1 ? ['-s', lua] : [];
+    const w = spawnPinned(CCPU, 'wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, ...pipe, `http://127.0.0.1:${port}/`], { stdio: 'pipe' });
     children.push(w);
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d));
@@ -86,39 +115,58 @@ function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: s
 }
 
 interface Row { name: string; rps: number; cpuUsPerReq: number; runs: number[]; errors: string }
-const rows: Row[] = [];
-for (const srv of servers) {
-  if (values.only && !srv.name.includes(values.only)) continue;
-  const s = await srv.start();
-  children.push(s.child);
-  try {
+type Started = Awaited<ReturnType<Server['start']>>;
+const running: { srv: Server; s: Started; rps: number[]; cpu: number[]; errors: string }[] = [];
+try {
+  for (const srv of servers) {
+    if (values.only && !srv.name.includes(values.only)) continue;
+    const s = await srv.start();
+    children.push(s.child);
     await runWrk(s.port, 1); // warm-up: JIT, connection setup
-    const rps: number[] = [], cpu: number[] = [];
-    let errors = '';
-    for (let i = 0; i < RUNS; i++) {
-      const c0 = s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
-      const r = await runWrk(s.port, DURATION);
-      const c1 = s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
-      rps.push(r.rps);
-      cpu.push(((c1 - c0) / (r.rps * DURATION)) * 1e6);
-      if (r.errors) errors = r.errors;
-      process.stderr.write(`  ${srv.name} run ${i + 1}/${RUNS}: ${r.rps.toFixed(0)} req/s\n`);
+    running.push({ srv, s, rps: [], cpu: [], errors: '' });
+  }
+  for (let i = 0; i < RUNS; i++) {
+    for (const r of running) {
+      const c0 = r.s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+      const w = await runWrk(r.s.port, DURATION);
+      const c1 = r.s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+      r.rps.push(w.rps);
+      r.cpu.push(((c1 - c0) / (w.rps * DURATION)) * 1e6);
+      if (w.errors) r.errors = w.errors;
+      process.stderr.write(`  round ${i + 1}/${RUNS} ${r.srv.name}: ${w.rps.toFixed(0)} req/s\n`);
     }
-    rows.push({ name: srv.name, rps: median(rps), cpuUsPerReq: median(cpu), runs: rps, errors });
-  } finally {
-    await stop(s.child);
-    s.cleanup?.();
+  }
+} finally {
+  for (const r of running) {
+    await stop(r.s.child);
+    r.s.cleanup?.();
   }
 }
+const rows: Row[] = running.map((r) => ({ name: r.srv.name, rps: median(r.rps), cpuUsPerReq: median(r.cpu), runs: r.rps, errors: r.errors }));
 
-const base = rows.find((r) => r.name === 'iolab epoll');
+const by = (n: string): Row | undefined => rows.find((r) => r.name.startsWith(n));
+const epoll = by('iolab epoll'), uring = by('iolab io_uring'), node = by('node:http'), nginx = by('nginx');
+const ratios: { what: string; rps: number; cpu: number; target: number | null }[] = [];
+const pair = (what: string, a: Row | undefined, b: Row | undefined, target: number | null): void => {
+  if (a && b) ratios.push({ what, rps: a.rps / b.rps, cpu: b.cpuUsPerReq / a.cpuUsPerReq, target });
+};
+pair('epoll / nginx', epoll, nginx, PIPELINE === 1 ? 1.0 : null);
+pair('io_uring / nginx', uring, nginx, null);
+pair('io_uring / epoll', uring, epoll, PIPELINE === 1 ? 1.1 : null);
+pair('epoll / node:http', epoll, node, PIPELINE === 1 ? 2.5 : null);
+pair('io_uring / node:http', uring, node, PIPELINE === 1 ? 2.5 : null);
+
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, rows }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPELINE, rows, ratios }, null, 2) + '\n');
 } else {
-  process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s, median of ${RUNS}; server on CPU ${SCPU}, wrk on CPU ${CCPU}\n`);
-  process.stdout.write(`${'server'.padEnd(20)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)} ${'epoll is'.padStart(10)}\n`);
+  process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s${PIPELINE > 1 ? ` pipeline ${PIPELINE}` : ''}, median of ${RUNS} interleaved rounds; servers on CPU ${SCPU}, wrk on CPU ${CCPU}\n`);
+  process.stdout.write(`${'server'.padEnd(20)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)}   runs\n`);
   for (const r of rows) {
-    const ratio = base ? `${(base.rps / r.rps).toFixed(2)}x` : '';
-    process.stdout.write(`${r.name.padEnd(20)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)} ${ratio.padStart(10)}${r.errors ? `  (${r.errors})` : ''}\n`);
+    process.stdout.write(`${r.name.padEnd(20)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
+  }
+  process.stdout.write(`\n${'ratio'.padEnd(22)} ${'req/s'.padStart(7)} ${'1/CPU'.padStart(7)}  target (req/s)\n`);
+  for (const x of ratios) {
+    const t = x.target === null ? '' : `>= ${x.target.toFixed(1)}x ${x.rps >= x.target ? 'met' : 'missed'}`;
+    process.stdout.write(`${x.what.padEnd(22)} ${(x.rps.toFixed(2) + 'x').padStart(7)} ${(x.cpu.toFixed(2) + 'x').padStart(7)}  ${t}\n`);
   }
 }
