@@ -54,7 +54,7 @@ import {
 import {
   C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, C_WAITING,
   PARK_LINGER, PARK_READ, PARK_WAKING, START_FDS, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
-  handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread,
+  handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread, type ToConnThread,
 } from './shared.js';
 
 /** No more connection threads than this, whatever the memory (env IOLAB_THREAD_CAP lowers it). */
@@ -475,6 +475,8 @@ export class ThreadsEngine implements Engine {
     const ctl = this.ctl;
     Atomics.store(ctl, C_STOP, 1);
     Atomics.notify(ctl, C_CURRENT); // a bounded acceptor waiting for a free thread
+    // A thread awaiting an async answer hears this before the answer is encoded (conn-thread.ts).
+    for (const e of this.slots) e?.worker.postMessage({ type: 'drain' } satisfies ToConnThread);
     // Wakes the acceptor parked in accept() (EINVAL) and takes the port out of listening at once.
     ffi.shutdown(this.listenFd, SHUT_RD);
     const high = Atomics.load(ctl, C_SLOTS_HIGH);

@@ -156,3 +156,5 @@ export type FromAcceptor =
   | { type: 'warn'; message: string };
 
 export type FromConnThread = { type: 'ready' } | { type: 'warn'; message: string };
+/** stop(): from now on answers carry Connection: close (Service.draining), async ones included. */
+export type ToConnThread = { type: 'drain' };
