@@ -58,6 +58,7 @@ import {
   IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_SETUP_SQPOLL, IOSQE_IO_HARDLINK, Ring,
 } from '../../sys/io_uring.js';
 import type { ConnectionLimits, EngineStats } from '../types.js';
+import { overCap, releaseCap } from '../conncap.js';
 import { LARGE, SendPool } from './sendpool.js';
 
 // user_data kinds (see the table above)
@@ -429,7 +430,7 @@ export class UringLoop {
       this.closeRaw(fd);
       return;
     }
-    if (this.overCap()) {
+    if (overCap(this.limits, this.current)) {
       this.refuse(fd);
       return;
     }
@@ -916,17 +917,6 @@ export class UringLoop {
     this.closeConn(fd); // idle, or a peer that stopped reading: nothing to say
   }
 
-  /** Count a new connection against --max-connections (server-wide with --workers); true: refuse it. */
-  private overCap(): boolean {
-    const max = this.limits.maxConnections;
-    if (max <= 0) return false;
-    const shared = this.limits.shared;
-    if (shared === undefined) return this.current >= max;
-    if (Atomics.add(shared, 0, 1) < max) return false;
-    Atomics.sub(shared, 0, 1);
-    return true;
-  }
-
   private closeConn(fd: number): void {
     const fl = this.flags[fd]!;
     if (!(fl & F_OPEN)) return;
@@ -956,7 +946,7 @@ export class UringLoop {
     this.outq[fd] = null;
     this.partialSince[fd] = 0;
     this.current--;
-    if (this.limits.shared !== undefined && this.limits.maxConnections > 0) Atomics.sub(this.limits.shared, 0, 1);
+    releaseCap(this.limits);
     // Accept was parked at the fd limit: this close frees an fd (the CLOSE SQE runs before the accept).
     if (this.acceptRetryAt !== 0 && !this.acceptArmed && !this.stopping && !this.closed) {
       this.acceptRetryAt = 0;

@@ -22,6 +22,7 @@ import {
 } from '../../sys/index.js';
 import type { FileSend } from '../../sys/file.js';
 import type { ConnectionLimits, EngineStats } from '../types.js';
+import { overCap, releaseCap } from '../conncap.js';
 import { COPY_CHUNK, FILE_BLOCKED, FILE_DONE, pumpFile } from '../filebody.js';
 import { HANGUP, READABLE, WRITABLE, type Poller } from './poller.js';
 
@@ -255,7 +256,7 @@ export class Reactor {
         ffi.close(fd);
         continue;
       }
-      if (this.overCap()) {
+      if (overCap(this.limits, this.current)) {
         this.refuse(fd);
         continue;
       }
@@ -614,17 +615,6 @@ export class Reactor {
     this.interest[fd] = want;
   }
 
-  /** Count a new connection against --max-connections (server-wide with --workers); true: refuse it. */
-  private overCap(): boolean {
-    const max = this.limits.maxConnections;
-    if (max <= 0) return false;
-    const shared = this.limits.shared;
-    if (shared === undefined) return this.current >= max;
-    if (Atomics.add(shared, 0, 1) < max) return false;
-    Atomics.sub(shared, 0, 1);
-    return true;
-  }
-
   private closeConn(fd: number): void {
     if (!(this.flags[fd]! & F_OPEN)) return;
     this.poller.remove(fd, true);
@@ -642,7 +632,7 @@ export class Reactor {
     }
     this.partialSince[fd] = 0;
     this.current--;
-    if (this.limits.shared !== undefined && this.limits.maxConnections > 0) Atomics.sub(this.limits.shared, 0, 1);
+    releaseCap(this.limits);
     if (this.acceptPausedUntil !== 0) this.acceptPausedUntil = this.now; // an fd is free: accept at the end of this pass
   }
 
