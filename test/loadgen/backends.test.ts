@@ -69,14 +69,15 @@ for (const backend of ['io_uring', 'epoll'] as const) {
       assert.equal(r.json!.bytes.sent, 800 * 40000);
     });
 
-    it('echo: 2 MB payloads (sends the socket cannot take at once) come back intact', async () => {
-      // Two 2 MB requests per write: far above the socket's initial send buffer (tcp_wmem 16 KB,
-      // autotuned up to 4 MB), so the kernel takes each send in parts.
-      const r = await load([`tcp://127.0.0.1:${echo.port}`, '--size', '2000000', '-c', '2', '-p', '2', '-n', '40', '--timeout', '20s', ...B, '--json']);
+    it('echo: 8 MB payloads (sends the socket cannot take at once) come back intact', async () => {
+      // Two 8 MB requests per write: four times the most a send buffer autotunes to (tcp_wmem max
+      // 4 MB), so the kernel must take each send in parts. (2 MB payloads were not enough: with the
+      // buffer grown to 4 MB and a fast reader, a 4 MB send sometimes went in whole.)
+      const r = await load([`tcp://127.0.0.1:${echo.port}`, '--size', '8000000', '-c', '2', '-p', '2', '-n', '12', '--timeout', '30s', ...B, '--json']);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.json!.errors.total, 0, JSON.stringify(r.json!.errors));
-      assert.equal(r.json!.requests.completed, 40);
-      assert.equal(r.json!.bytes.received, 40 * 2_000_000);
+      assert.equal(r.json!.requests.completed, 12);
+      assert.equal(r.json!.bytes.received, 12 * 8_000_000);
       if (backend === 'io_uring') assert.ok(r.json!.client.io.shortSends! > 0, `short sends: ${JSON.stringify(r.json!.client.io)}`);
     });
 
