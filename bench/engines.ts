@@ -10,8 +10,9 @@ import { ENGINES } from '../src/engines/index.js';
 import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js';
 import { startEngine } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
-import { has, spawnPinned } from './lib/util.js';
+import { has, spawnPinned, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { run, save, targets, type Finding } from '../test/fuzz/lib.js';
+import { usageOnHelp } from './lib/util.js';
 
 /** Largest input the worker publishes (lib.ts caps inputs at 256 KB). */
 const SHARED_INPUT = 512 * 1024;
@@ -95,6 +96,7 @@ interface Report {
 }
 
 async function main(): Promise<void> {
+usageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '60' },

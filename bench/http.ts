@@ -9,16 +9,17 @@
  *
  *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only epoll] [--json]
  */
-import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort } from './lib/util.js';
+import { cpuSeconds, freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectTcp, ffi, raiseNofile } from '../src/sys/index.js';
-import { reapOnExit, rssBytes, socketSlabBytes, startIolab, stop, tcpMemBytes } from './lib/util.js';
+import { reapOnExit, rssBytes, socketSlabBytes, startIolab, stop, tcpMemBytes, usageOnHelp } from './lib/util.js';
 import type { EngineStats } from '../src/engines/types.js';
 import type { ChildProcess } from 'node:child_process';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     connections: { type: 'string', default: '10000' },

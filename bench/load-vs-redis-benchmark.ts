@@ -10,8 +10,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { CLI, freePort, has, median, reapOnExit, spawnPinned, stop, waitPort } from './lib/util.js';
+import { CLI, freePort, has, median, reapOnExit, spawnPinned, stop, waitPort, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     requests: { type: 'string', default: '200000' },

@@ -21,8 +21,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, has, median, reapOnExit, spawnPinned, startIolab, stop } from './lib/util.js';
+import { CLI, has, median, reapOnExit, spawnPinned, startIolab, stop, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },

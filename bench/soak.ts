@@ -40,11 +40,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { CLI, cpuSeconds, median, reapOnExit, rssBytes } from './lib/util.js';
+import { CLI, cpuSeconds, median, reapOnExit, rssBytes, usageOnHelp } from './lib/util.js';
 import { parseResponse } from '../src/protocols/http/client.js';
 import { parseReply } from '../src/protocols/resp/client.js';
 import type { RespValue } from '../src/protocols/resp/types.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     engine: { type: 'string', default: 'epoll' },

@@ -36,8 +36,9 @@ import { makeTempDir, nginxStatic, peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
 import { loadgen } from '../src/lab/load.js';
-import { cpuSeconds, has, median, spawnPinned } from './lib/util.js';
+import { cpuSeconds, has, median, spawnPinned, usageOnHelp } from './lib/util.js';
 
+usageOnHelp(import.meta.url);
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
