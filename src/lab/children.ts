@@ -20,8 +20,25 @@ function killTree(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Peers start in a process group of their own (targets.ts: `detached`), so a worker whose master died
+ * first — reparented to init, out of reach of a walk from the master's pid — is still in the group.
+ * (Seen: an nginx worker that outlived its bench run by an hour.) ESRCH when there is no such group.
+ */
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* not a group leader, or the group is empty */
+  }
+}
+
 export function reapAll(signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const c of live) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) killTree(c.pid, signal);
+  for (const c of live) {
+    if (c.pid === undefined) continue;
+    if (c.exitCode === null && c.signalCode === null) killTree(c.pid, signal);
+    killGroup(c.pid, 'SIGKILL');
+  }
   live.clear();
 }
 
@@ -57,6 +74,7 @@ export async function stopChild(c: ChildProcess, signal: NodeJS.Signals = 'SIGTE
   clearTimeout(t);
   // A daemonising peer may leave grandchildren that outlive the parent's exit.
   killTree(c.pid, 'SIGKILL');
+  killGroup(c.pid, 'SIGKILL');
   live.delete(c);
 }
 
