@@ -423,26 +423,13 @@ export class UringIo implements IoBackend {
   }
 
   private reap(): number {
-    const ring = this.ring;
-    let handled = 0;
-    let n = ring.cqReady();
-    while (n > 0) {
-      const cq32 = ring.cq32, cqI32 = ring.cqI32, mask = ring.cqMask, head = ring.cqHead;
-      for (let k = 0; k < n; k++) {
-        const o = ((head + k) & mask) << 2;
-        this.complete(cq32[o]!, cq32[o + 1]!, cqI32[o + 2]!, cq32[o + 3]!);
-      }
-      ring.cqAdvance(n);
-      handled += n;
-      // The kernel may post more while we work (task work runs on any syscall); take them in this turn.
-      n = ring.cqReady();
-    }
+    const handled = this.ring.reap(this.complete);
     // Completions overflowed into the kernel's list: the next enter(GETEVENTS) flushes them back.
-    if (ring.cqOverflowFlagged()) this.cqOverflows++;
+    if (this.ring.cqOverflowFlagged()) this.cqOverflows++;
     return handled;
   }
 
-  private complete(slot: number, hi: number, res: number, cflags: number): void {
+  private readonly complete = (slot: number, hi: number, res: number, cflags: number): void => {
     const op = hi & 0xff, g = hi >>> 8;
     if (op === U_CLOSE || op === U_CANCEL) return; // a cancel that found nothing (-ENOENT) is normal
     if (!(cflags & IORING_CQE_F_MORE)) this.busy--;
@@ -458,7 +445,7 @@ export class UringIo implements IoBackend {
     if (op === U_RECV) this.onRecvCqe(slot, g, res, cflags, now);
     else if (op === U_SEND) this.onSendCqe(slot, res, now);
     else if (op === U_CONNECT) this.onConnectCqe(slot, res, now);
-  }
+  };
 
   private warnDropped(): void {
     if (this.warned) return;

@@ -502,6 +502,27 @@ export class Ring {
     Atomics.store(this.ring32, this.cqHeadW, this.cqHead);
   }
 
+  /**
+   * Hand every ready CQE to `complete(user_data lo, user_data hi, res, flags)` and give them back
+   * (liburing's io_uring_for_each_cqe + io_uring_cq_advance), until none is left: the kernel may post
+   * more while we work (task work runs on any syscall without DEFER_TASKRUN). Returns how many.
+   */
+  reap(complete: (lo: number, hi: number, res: number, flags: number) => void): number {
+    let handled = 0;
+    let n = this.cqReady();
+    while (n > 0) {
+      const cq32 = this.cq32, cqI32 = this.cqI32, mask = this.cqMask, head = this.cqHead;
+      for (let k = 0; k < n; k++) {
+        const o = ((head + k) & mask) << 2;
+        complete(cq32[o]!, cq32[o + 1]!, cqI32[o + 2]!, cq32[o + 3]!);
+      }
+      this.cqAdvance(n);
+      handled += n;
+      n = this.cqReady();
+    }
+    return handled;
+  }
+
   /** The kernel flagged a CQ overflow (completions parked in its overflow list, IORING_FEAT_NODROP). */
   cqOverflowFlagged(): boolean {
     return (Atomics.load(this.ring32, this.sqFlagsW) & IORING_SQ_CQ_OVERFLOW) !== 0;

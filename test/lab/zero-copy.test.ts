@@ -13,6 +13,30 @@ import { startPeer } from '../../src/lab/targets.js';
 import { judgeClaims } from '../../src/report/claims.js';
 import { probeIoUring } from '../../src/sys/io_uring.js';
 
+/** A lab run of the zero-copy scenario alone, short windows, with the test's overrides. */
+function zeroCopyRun(o: Partial<Parameters<typeof runLab>[0]>): Parameters<typeof runLab>[0] {
+  return {
+    ...defaultPlanOptions('quick'),
+    engines: ['epoll'],
+    peers: [],
+    scenarios: ['zero-copy'],
+    durationS: 1,
+    warmupS: 0,
+    repeats: 1,
+    serverCpu: 0,
+    clientCpu: 1,
+    memoryShare: 0.5,
+    budgetS: 60,
+    load: loadgen,
+    sloP99Ms: 1000,
+    sloErrors: 0.01,
+    progress: () => {},
+    ioUring: { available: true },
+    version: 'test',
+    ...o,
+  };
+}
+
 const ALL_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'threads', 'prefork', 'busypoll', 'aio', 'node'];
 const ALL_PEERS = ['nginx', 'redis-server', 'apache2-prefork', 'apache2-worker', 'apache2-event'];
 
@@ -35,25 +59,7 @@ describe('zero-copy scenario', () => {
 
   it('a short real run: epoll static, sendfile vs copy, recorded as throughput and judged by C9', { timeout: 60_000 }, async () => {
     const lines: string[] = [];
-    const r = await runLab({
-      ...defaultPlanOptions('quick'),
-      engines: ['epoll'],
-      peers: [],
-      scenarios: ['zero-copy'],
-      durationS: 1,
-      warmupS: 0.2,
-      repeats: 1,
-      serverCpu: 0,
-      clientCpu: 1,
-      memoryShare: 0.5,
-      budgetS: 60,
-      load: loadgen,
-      sloP99Ms: 1000,
-      sloErrors: 0.01,
-      progress: (l) => lines.push(l),
-      ioUring: { available: true },
-      version: 'test',
-    });
+    const r = await runLab(zeroCopyRun({ engines: ['epoll'], durationS: 1, warmupS: 0.2, progress: (l) => lines.push(l) }));
     assert.equal(r.results.length, 2, lines.join('\n'));
     for (const s of r.results) {
       assert.equal(s.status, 'ok', `${s.reason ?? ''}\n${lines.join('\n')}`);
@@ -135,27 +141,8 @@ describe('zero-copy scenario', () => {
   });
 
   it('io_uring sends the file with SPLICE (sendfile on) and SEND (off)', { skip: probeIoUring().ok ? false : 'io_uring not available here', timeout: 60_000 }, async () => {
-    const r = await runLab({
-      ...defaultPlanOptions('quick'),
-      // io_uring is in the zero-copy steps in --full only: build that plan, for io_uring alone.
-      mode: 'full',
-      engines: ['io_uring'],
-      peers: [],
-      scenarios: ['zero-copy'],
-      durationS: 0.5,
-      warmupS: 0,
-      repeats: 1,
-      serverCpu: 0,
-      clientCpu: 1,
-      memoryShare: 0.5,
-      budgetS: 60,
-      load: loadgen,
-      sloP99Ms: 1000,
-      sloErrors: 0.01,
-      progress: () => {},
-      ioUring: { available: true },
-      version: 'test',
-    });
+    // io_uring is in the zero-copy steps in --full only: build that plan, for io_uring alone.
+    const r = await runLab(zeroCopyRun({ mode: 'full', engines: ['io_uring'], durationS: 0.5, warmupS: 0 }));
     assert.equal(r.results.length, 4);
     for (const s of r.results) {
       assert.equal(s.status, 'ok', s.reason);

@@ -343,17 +343,7 @@ export class UringLoop {
 
   private reap(): void {
     const ring = this.ring;
-    let n = ring.cqReady();
-    while (n > 0) {
-      const cq32 = ring.cq32, cqI32 = ring.cqI32, mask = ring.cqMask, head = ring.cqHead;
-      for (let k = 0; k < n; k++) {
-        const o = ((head + k) & mask) << 2;
-        this.complete(cq32[o]!, cq32[o + 1]!, cqI32[o + 2]!, cq32[o + 3]!);
-      }
-      ring.cqAdvance(n);
-      // Without DEFER_TASKRUN the kernel may post more while we work; take them in this turn.
-      n = ring.cqReady();
-    }
+    ring.reap(this.complete);
     if (ring.cqOverflowFlagged()) {
       // Completions overflowed into the kernel's list (IORING_FEAT_NODROP keeps them); the next
       // io_uring_enter(GETEVENTS) flushes them back. Multishot requests that hit it end, and are re-armed.
@@ -362,7 +352,7 @@ export class UringLoop {
     }
   }
 
-  private complete(lo: number, hi: number, res: number, cflags: number): void {
+  private readonly complete = (lo: number, hi: number, res: number, cflags: number): void => {
     if (!(cflags & IORING_CQE_F_MORE)) this.inflight--;
     switch (hi & 0xff) {
       case K_RECV:
@@ -382,7 +372,7 @@ export class UringLoop {
         // K_CLOSE, K_CANCEL: nothing to do. A cancel that found nothing (0 or -ENOENT) is normal.
         return;
     }
-  }
+  };
 
   /** Set user_data and count the SQE as in flight until its final CQE. */
   private track(i: number, lo: number, kind: number, gen: number): void {
