@@ -34,7 +34,7 @@ export interface BenchFlags {
   json?: boolean;
 }
 
-const SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point', 'zero-copy'];
+const SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'idle-active', 'blocking-handler', 'breaking-point', 'zero-copy'];
 /**
  * `trace` is not a lab scenario: after the scenarios, `iolab trace` runs each engine once (one connection,
  * 3 requests; about 4 s for all nine here) for the report's traces section. It runs by default, and when

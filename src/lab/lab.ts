@@ -74,13 +74,15 @@ function fileParams(step: Step): Record<string, unknown> {
   return step.file ? { app: 'static', sendfile: step.file.sendfile, fileBytes: step.file.bytes } : {};
 }
 
+/** `connections`: the step's count (for idle-active the idle count; its result records idle + busy as connections). */
 function emptyResult(step: Step, target: Target, connections: number, status: ScenarioResult['status'], reason?: string): ScenarioResult {
+  const ia = step.scenario === 'idle-active' ? { idle: connections, active: step.active ?? 0 } : null;
   return {
     // zero-copy steps are throughput measurements of the static app (see results.ts ScenarioName).
     scenario: step.scenario === 'zero-copy' ? 'throughput' : step.scenario,
     target,
     protocol: step.protocol,
-    params: { connections, ...(step.work ? { work: step.work } : {}), ...fileParams(step) },
+    params: { connections: ia ? ia.idle + ia.active : connections, ...(ia ?? {}), ...(step.work ? { work: step.work } : {}), ...fileParams(step) },
     status,
     ...(reason ? { reason } : {}),
     samples: [],
@@ -125,10 +127,16 @@ export async function runLab(o: LabOptions): Promise<LabResults> {
         results.push(emptyResult(step, targetOf(step.target), step.connections[0]!, 'skipped', `time budget of ${o.budgetS}s spent`));
         continue;
       }
+      if (step.skip) {
+        say(`${label}: skipped (${step.skip})`);
+        results.push(...step.connections.map((n) => emptyResult(step, targetOf(step.target), n, 'skipped', step.skip)));
+        continue;
+      }
       say(label);
       const stepStart = Date.now();
       try {
         if (step.scenario === 'idle') results.push(...(await runIdle(step, o, guard)));
+        else if (step.scenario === 'idle-active') results.push(...(await runIdleActive(step, o, guard, say)));
         else results.push(...(await runLoadStep(step, o, guard, say, files)));
       } catch (e) {
         const msg = (e as Error).message;
@@ -292,6 +300,110 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       guard.stop();
       await srv.stop();
     }
+  }
+  return out;
+}
+
+/**
+ * idle-active: one server; a warmup, then for each idle count N (ascending) hold N idle connections
+ * open (only those added since the last count are opened) and measure closed-loop windows of the
+ * busy connections beside them, as runLoadStep does. The holds run in load processes of their own
+ * (LoadRequest.procs) until the step ends, so the measured loop keeps this process to itself.
+ */
+async function runIdleActive(step: Step, o: LabOptions, guard: MemoryGuard, say: (m: string) => void): Promise<ScenarioResult[]> {
+  const out: ScenarioResult[] = [];
+  const active = step.active ?? 100;
+  const { hard } = getrlimit();
+  // One server process holds one fd per connection, idle or busy, plus its own.
+  const fits = step.connections.filter((n) => n + active + 64 <= hard);
+  for (const n of step.connections) {
+    if (!fits.includes(n)) out.push(emptyResult(step, targetOf(step.target), n, 'skipped', `one server process may hold at most ${hard} fds here (RLIMIT_NOFILE)`));
+  }
+  if (fits.length === 0) return out;
+  const srv = await start(step.target, step.protocol, o);
+  const target = targetOf(step.target, srv.target.ran);
+  let tripped: string | null = null;
+  guard.watch(srv.pid, (t) => (tripped = `stopped by the memory guard: ${t.why}`));
+  let died = false;
+  void srv.exited.then(() => (died = true));
+  const endHolds = new AbortController();
+  const holds: Promise<unknown>[] = [];
+  let holdsEnded = 0;
+  const req = { url: srv.url, protocol: step.protocol, connections: active, pipeline: 1, durationS: o.durationS, cpu: o.clientCpu, size: 64 };
+  // A hold is ended by endHolds; its duration (the windows still to come, with room) only bounds it if that fails.
+  const holdS = (left: number): number => left * (o.durationS * o.repeats + 5) + 10;
+  const base = sampleTree(srv.pid);
+  // With no busy load running, the server's connections are the idle ones (for a peer, its fd growth).
+  const holding = async (): Promise<number> => (await srv.engineStats())?.connections.current ?? sampleTree(srv.pid).fds - base.fds;
+  try {
+    if (o.warmupS > 0) await o.load({ ...req, durationS: o.warmupS });
+    let opened = 0;
+    let held = 0;
+    for (const [i, n] of fits.entries()) {
+      const r = emptyResult(step, target, n, 'ok');
+      r.params.pipeline = 1;
+      r.params.durationS = o.durationS;
+      if (n > opened) {
+        await sleep(200); // the last window's busy connections finish closing
+        const h = o.load({ url: srv.url, protocol: step.protocol, connections: n - opened, pipeline: 1, durationS: holdS(fits.length - i), cpu: o.clientCpu, mode: 'hold', procs: 2, signal: endHolds.signal });
+        holds.push(h.catch(() => null).finally(() => holdsEnded++));
+        opened = n;
+        // Wait until the server holds them all, or stops taking more for 2 s (refusals, a limit).
+        const ended = holdsEnded;
+        let grewAt = Date.now();
+        held = 0;
+        while (!tripped && !died && holdsEnded === ended) {
+          await sleep(100);
+          const now = await holding();
+          if (now > held) grewAt = Date.now();
+          held = now;
+          if (held >= n) {
+            await sleep(200);
+            held = await holding();
+            break;
+          }
+          if (Date.now() - grewAt > 2000) break;
+        }
+      }
+      r.params.idleHeld = Math.max(0, held);
+      // No warmup before later windows: the server is warm, and opening 100 busy connections is a few ms of a window.
+      for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req));
+      r.median = medianSample(r.samples);
+      r.rpsSpread = rpsSpread(r.samples);
+      const total = n + active;
+      const why = tripped
+        ? `${tripped} (${total} connections, ${gb(guard.peakRss)} peak)`
+        : died
+          ? `server exited at ${n} idle + ${active} busy connections`
+          : held < n * 0.99
+            ? `held ${held} of ${n} idle connections`
+            : r.median
+              ? brokenWhy(r.median, total, o)
+              : 'no sample';
+      if (why) {
+        r.status = 'broke';
+        r.reason = why;
+      }
+      out.push(r);
+      const m = r.median;
+      say(
+        `  ${n} idle + ${active} busy: ` +
+          (m
+            ? `${Math.round(m.rps).toLocaleString('en-US')} req/s, p99 ${m.latencyUs ? (m.latencyUs.p99 / 1000).toFixed(2) : '?'} ms` +
+              `${m.cpuUsPerReq !== null ? `, ${m.cpuUsPerReq.toFixed(2)} µs CPU/req` : ''}${m.syscallsPerReq !== null ? `, ${m.syscallsPerReq.toFixed(2)} syscalls/req` : ''}`
+            : 'no sample') +
+          (r.status === 'broke' ? ` — broke: ${r.reason}` : ''),
+      );
+      if (r.status === 'broke') break;
+    }
+  } finally {
+    // End the holds first: a server draining on SIGTERM would wait for idle connections to go.
+    endHolds.abort();
+    // Bounded: now and then a load process ends its run but lingers until the load generator's own hard
+    // kill (deadline + 10 s); its connections are closed by then, so go on without it.
+    await Promise.race([Promise.all(holds), new Promise((r) => setTimeout(r, 3000).unref())]);
+    guard.stop();
+    await srv.stop();
   }
   return out;
 }

@@ -20,6 +20,13 @@ export interface LoadRequest {
   mode?: 'closed' | 'hold';
   /** echo payload bytes. */
   size?: number;
+  /**
+   * Load processes (default 1: in this process). A hold beside a measured closed loop needs 2 or more:
+   * both loops in one process would take turns, an idle hold blocking the busy loop's turns in its wait.
+   */
+  procs?: number;
+  /** Abort to end the load early (a hold kept until the measurement beside it is done). */
+  signal?: AbortSignal;
 }
 
 export interface LoadOutcome {

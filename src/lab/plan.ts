@@ -3,6 +3,7 @@
  * 3-minute budget of `npm start` on a 2-core machine (one repeat of short windows; the connection
  * ramp stops at 1,000); `full` repeats 3 times with longer windows and ramps to 10k (and 100k idle).
  */
+import { FD_SETSIZE } from '../sys/constants.js';
 import type { Protocol, ScenarioName } from './results.js';
 
 export interface TargetSpec {
@@ -23,6 +24,10 @@ export interface Step {
   pipeline?: number;
   /** zero-copy: the static app (or nginx) serving one file of `bytes`, sent with sendfile or copied. */
   file?: { bytes: number; sendfile: boolean };
+  /** idle-active: busy connections measured beside each idle count in `connections`. */
+  active?: number;
+  /** Not run, for this reason (recorded as skipped): e.g. select cannot watch that many fds. */
+  skip?: string;
   /** Rough seconds this step takes, for progress and the budget. */
   estimateS: number;
 }
@@ -40,7 +45,7 @@ export interface PlanOptions {
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
 export const BLOCKING_ENGINES = ['threads', 'prefork'];
 
-export const ALL_SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point', 'zero-copy'];
+export const ALL_SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'idle-active', 'blocking-handler', 'breaking-point', 'zero-copy'];
 
 export function defaultPlanOptions(mode: 'quick' | 'full'): Omit<PlanOptions, 'engines' | 'peers'> {
   return mode === 'quick'
@@ -57,6 +62,27 @@ export function defaultPlanOptions(mode: 'quick' | 'full'): Omit<PlanOptions, 'e
 export const ZERO_COPY_CONNECTIONS = 16;
 /** zero-copy file sizes: 64 KB (a typical page asset: copying it is a few memcpy calls), and 1 MB in --full (copy cost dominates). */
 export const ZERO_COPY_SIZES = { quick: [64 << 10], full: [64 << 10, 1 << 20] };
+
+/**
+ * idle-active: N idle connections held open beside a fixed closed loop of busy ones, the load C3 is
+ * about (most of a server's sockets idle). poll and select hand the kernel every watched fd on each
+ * wait and scan them all again for the ready few; epoll returns only the ready ones. With every
+ * connection busy (the scaling ramp) that scan is shared by ~n ready fds and the difference hides.
+ * 0 vs 1,000 idle beside 100 busy is an 11x span of watched fds.
+ */
+export const IDLE_ACTIVE = {
+  active: 100,
+  idle: { quick: [0, 1000], full: [0, 1000, 10_000] },
+  quick: ['poll', 'epoll'],
+  full: ['select', 'poll', 'epoll', 'io_uring'],
+} as const;
+/**
+ * fds a server process has open besides its connections: stdio, the listening socket, Node's own
+ * epoll fds, eventfds and pipes (about 20 measured in an idle \`iolab serve\`), with room to spare.
+ */
+const SERVER_FDS = 64;
+/** select: the most idle connections (a multiple of 50) whose fds, with the busy ones, stay below FD_SETSIZE. */
+export const SELECT_MAX_IDLE = Math.floor((FD_SETSIZE - IDLE_ACTIVE.active - SERVER_FDS) / 50) * 50;
 
 /** prefork serves one connection per process, so N connections need N processes (Apache's MaxRequestWorkers; the engine caps it by memory). */
 function withProcs(t: TargetSpec, n: number): TargetSpec {
@@ -96,6 +122,28 @@ export function buildPlan(o: PlanOptions): Step[] {
       // prefork serves one connection per process: give it as many as the ramp's largest step (the engine caps it by memory).
       const target = withProcs(t, ramp.at(-1)!);
       steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) });
+    }
+  }
+  if (has('idle-active')) {
+    const active = IDLE_ACTIVE.active;
+    const names: readonly string[] = IDLE_ACTIVE[o.mode];
+    for (const t of engines.filter((e) => names.includes(e.name) || (quick && e.name === 'select'))) {
+      let idle: number[] = [...IDLE_ACTIVE.idle[o.mode]];
+      let skip: string | undefined;
+      if (t.name === 'select') {
+        // select(2) takes fds below FD_SETSIZE only: cap the idle count where idle + busy + the server's own fds fit.
+        const beyond = idle.filter((n) => n > SELECT_MAX_IDLE);
+        idle = [...idle.filter((n) => n <= SELECT_MAX_IDLE), ...(beyond.length ? [SELECT_MAX_IDLE] : [])];
+        if (quick) {
+          // One fitting idle count beside 0 would take another ~5 s of a 150 s tour for a 9.5x span; --full measures it.
+          skip = `select takes fds below FD_SETSIZE ${FD_SETSIZE} only: ${beyond.map((n) => n.toLocaleString('en-US')).join(', ')} idle + ${active} busy do not fit (--full measures select up to ${SELECT_MAX_IDLE} idle)`;
+          idle = beyond;
+        }
+      }
+      // One server for every idle count: a warmup, then per count a hold of the new idle connections and the windows.
+      const holdS = idle.reduce((a, n, i) => a + (n - (idle[i - 1] ?? 0)) / 5000 + (n > 0 ? 0.5 : 0), 0);
+      const estimateS = skip ? 0 : 1 + o.warmupS + idle.length * o.durationS * o.repeats + holdS;
+      steps.push({ scenario: 'idle-active', target: t, protocol: 'http', connections: idle, active, estimateS, ...(skip ? { skip } : {}) });
     }
   }
   if (has('idle')) {

@@ -39,8 +39,12 @@ export interface Target {
  * `zero-copy` names a part of the plan (the static app with --sendfile on and off); its results are
  * recorded as `throughput` results with `params.app` = 'static', `params.sendfile` true/false and
  * `params.fileBytes`, so they sit in the throughput table and CLAIMS.md C9 is judged from them.
+ *
+ * `idle-active`: a closed loop of `params.active` busy HTTP connections measured while the server
+ * also holds `params.idle` idle ones (`params.idleHeld`: how many it actually held);
+ * `params.connections` is their sum, the fds the server watches. CLAIMS.md C3 is judged from it.
  */
-export type ScenarioName = 'throughput' | 'scaling' | 'idle' | 'blocking-handler' | 'breaking-point' | 'zero-copy';
+export type ScenarioName = 'throughput' | 'scaling' | 'idle' | 'idle-active' | 'blocking-handler' | 'breaking-point' | 'zero-copy';
 
 export type Protocol = 'http' | 'resp' | 'echo';
 

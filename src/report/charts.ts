@@ -4,7 +4,7 @@
  * skipped, a target absent), so partial results show why instead of an empty frame.
  */
 import type { LabResults, ScenarioResult } from '../lab/results.js';
-import { isMeasured, idleOf, label, representative, targets, workOf } from './query.js';
+import { idleActiveOf, isMeasured, idleOf, label, representative, targets, workOf } from './query.js';
 import { emptyReason, scalingSeries } from './tables.js';
 
 export type Unit = 'rps' | 'ms' | 'bytes' | 'kb' | 'count' | 'us';
@@ -181,6 +181,34 @@ function blocking(r: LabResults, what: 'rps' | 'p99'): Chart {
   );
 }
 
+/** idle-active: CPU per request against the connections watched (idle held + busy), one line per engine. */
+function idleActive(r: LabResults): Chart {
+  const series = targets(r)
+    .map((t) => ({ t, ps: idleActiveOf(r, t.name) }))
+    .filter(({ ps }) => ps.length > 0);
+  // Watched connections (idle asked + busy), not idle ones, on the x axis: a log scale cannot place 0 idle.
+  const x = [...new Set(series.flatMap(({ ps }) => ps.map((p) => p.idle + p.active)))].filter((c) => c > 0).sort((a, b) => a - b);
+  const busy = series[0]?.ps[0]?.active;
+  return finish(
+    {
+      id: 'idle-active-cpu',
+      title: 'Idle + active: CPU per request as idle connections grow',
+      kind: 'lines',
+      xLabel: `connections (idle + ${busy ?? 'the'} busy)`,
+      yLabel: 'CPU µs / req',
+      unit: 'us',
+      xLog: true,
+      x,
+      series: series.map(({ t, ps }) => ({
+        label: label(t),
+        values: x.map((c) => positive(ps.find((p) => p.idle + p.active === c)?.result.median.cpuUsPerReq)),
+      })),
+      note: 'The same busy closed loop at each point; only the idle connections beside it change. poll and select scan every watched fd per wait, epoll only the ready ones.',
+    },
+    emptyReason(r, 'idle-active'),
+  );
+}
+
 export function buildCharts(r: LabResults): Chart[] {
   return [
     scaling(r, 'rps'),
@@ -188,6 +216,7 @@ export function buildCharts(r: LabResults): Chart[] {
     idleRss(r),
     perRequest(r, 'calls'),
     perRequest(r, 'cpu'),
+    idleActive(r),
     blocking(r, 'rps'),
     blocking(r, 'p99'),
   ];

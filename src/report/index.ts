@@ -35,7 +35,7 @@ export function writeReports(r: LabResults, dir: string): { json: string; md: st
   return paths;
 }
 
-const SCENARIOS = new Set(['throughput', 'scaling', 'idle', 'blocking-handler', 'breaking-point']);
+const SCENARIOS = new Set(['throughput', 'scaling', 'idle', 'idle-active', 'blocking-handler', 'breaking-point']);
 const STATUSES = new Set(['ok', 'skipped', 'broke', 'failed']);
 
 type Check = [path: string, ok: boolean, expected: string];

@@ -243,6 +243,13 @@ export function held(r: LabResults, name: string): Held {
       if (s.status === 'broke') broke(s.idle?.connections ?? s.params.connections, s.reason);
       continue;
     }
+    if (s.scenario === 'idle-active') {
+      // Connections held while serving: the idle ones it held plus the busy ones measured beside them.
+      const ia = idleActiveParams(s);
+      if (s.status === 'ok') ok(ia.held + ia.active, `idle-active at ${conns(ia.held)} idle + ${conns(ia.active)} busy`);
+      if (s.status === 'broke') broke(s.params.connections, s.reason);
+      continue;
+    }
     if (isLoadPoint(s) || s.scenario === 'blocking-handler') {
       if (s.status === 'ok') ok(s.params.connections, `${s.scenario} at ${conns(s.params.connections)}`);
       if (s.status === 'broke') broke(s.params.connections, s.reason);
@@ -298,6 +305,32 @@ export function idleOf(r: LabResults, name: string): Idle | undefined {
     if (!best || (best.partial && !v.partial) || (best.partial === v.partial && v.held > best.held)) best = v;
   }
   return best;
+}
+
+/** An idle-active result's counts: idle connections asked for and held, busy ones measured (see results.ts ScenarioName). */
+export function idleActiveParams(s: ScenarioResult): { idle: number; held: number; active: number } {
+  const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const active = n(s.params.active) ?? 0;
+  const idle = n(s.params.idle) ?? Math.max(0, s.params.connections - active);
+  return { idle, held: n(s.params.idleHeld) ?? idle, active };
+}
+
+export interface IdleActivePoint {
+  idle: number;
+  held: number;
+  active: number;
+  result: Measured;
+}
+
+/** A target's measured idle-active points, fewest idle first (one per idle count). */
+export function idleActiveOf(r: LabResults, name: string): IdleActivePoint[] {
+  const by = new Map<number, IdleActivePoint>();
+  for (const s of resultsOf(r, name, 'idle-active')) {
+    if (!isMeasured(s) || s.protocol !== 'http') continue;
+    const p = idleActiveParams(s);
+    if (!by.has(p.idle)) by.set(p.idle, { ...p, result: s });
+  }
+  return [...by.values()].sort((a, b) => a.idle - b.idle);
 }
 
 /** Results of a scenario that were not measured, with their reasons, e.g. for "scaling skipped: budget". */

@@ -6,7 +6,7 @@
 import type { LabResults, Protocol, ScenarioResult, Target } from '../lab/results.js';
 import { bytes, conns, div, num, pct, ratio, us, type Table } from './format.js';
 import {
-  PROTOCOL_ORDER, held, idleOf, isMeasured, isStatic, label, loadPoints, representative, targets, workOf, zeroCopyOf,
+  PROTOCOL_ORDER, held, idleActiveParams, idleOf, isMeasured, isStatic, label, loadPoints, representative, targets, workOf, zeroCopyOf,
 } from './query.js';
 
 const p99Of = (s: ScenarioResult | undefined): number | null => {
@@ -268,6 +268,45 @@ export function scalingTable(r: LabResults, what: 'rps' | 'p99' = 'rps'): Table 
   };
 }
 
+/** idle-active: each engine's busy connections measured beside more and more idle ones (CLAIMS.md C3). */
+export function idleActiveTable(r: LabResults): Table {
+  const order = new Map(targets(r).map((t, i) => [t.name, i]));
+  const all = r.results
+    .filter((s) => s.scenario === 'idle-active')
+    .sort((a, b) => (order.get(a.target.name) ?? 0) - (order.get(b.target.name) ?? 0) || idleActiveParams(a).idle - idleActiveParams(b).idle);
+  const rs = all.some(isMeasured) ? all : [];
+  const rows = rs.map((s) => {
+    const p = idleActiveParams(s);
+    const idle = p.held < p.idle ? `${conns(p.held)} of ${conns(p.idle)}` : conns(p.idle);
+    if (!isMeasured(s)) return [label(s.target), idle, conns(p.active), s.status, '-', '-', '-', '-', s.reason ?? ''];
+    // CPU per request against the same target's fewest idle measured: the cost idle connections add.
+    const first = rs.find((o) => o.target.name === s.target.name && isMeasured(o));
+    const vs = first && first !== s ? ratio(div(s.median.cpuUsPerReq, first.median?.cpuUsPerReq)) : '';
+    return [label(s.target), idle, conns(p.active), num(s.median.rps), us(p99Of(s)), us(s.median.cpuUsPerReq), num(s.median.syscallsPerReq), vs, ''];
+  });
+  return {
+    id: 'idle-active',
+    title: 'Idle + active: busy connections beside idle ones (CPU per request as idle connections grow)',
+    columns: [
+      { header: 'Target', max: 22, nowrap: true },
+      { header: 'Idle', align: 'right' },
+      { header: 'Busy', align: 'right' },
+      { header: 'req/s', align: 'right' },
+      { header: 'p99', align: 'right' },
+      { header: 'CPU/req', align: 'right' },
+      { header: 'Syscalls/req', align: 'right' },
+      { header: 'CPU vs fewest idle', align: 'right' },
+      { header: 'Why not measured', max: 40 },
+    ],
+    rows,
+    empty: emptyReason(r, 'idle-active'),
+    notes: [
+      'A closed loop of busy HTTP connections while the server also holds N idle ones. poll and select hand the kernel every watched fd ' +
+        'on each wait and scan them all for the ready few (O(n) per wait); epoll and io_uring report only what is ready.',
+    ],
+  };
+}
+
 export function blockingTable(r: LabResults): Table {
   const all = r.results.filter((s) => s.scenario === 'blocking-handler').sort(byTargetOrder(r));
   const rs = all.some(isMeasured) ? all : [];
@@ -335,5 +374,5 @@ export function machineTable(r: LabResults): Table {
 
 /** The tables in report order. */
 export function allTables(r: LabResults): Table[] {
-  return [shinesTable(r), costTable(r), throughputTable(r), scalingTable(r, 'rps'), scalingTable(r, 'p99'), blockingTable(r), notMeasuredTable(r)];
+  return [shinesTable(r), costTable(r), throughputTable(r), scalingTable(r, 'rps'), scalingTable(r, 'p99'), idleActiveTable(r), blockingTable(r), notMeasuredTable(r)];
 }
