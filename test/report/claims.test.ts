@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeClaims, RULES, THRESHOLDS } from '../../src/report/claims.js';
 import type { ClaimVerdict, LabResults } from '../../src/lab/results.js';
-import { buildResults, clone, findAll, patch, remove, result } from './fixtures.js';
+import { IDLE_ACTIVE_FIXTURE, buildResults, clone, findAll, idleActiveResult, patch, remove, result } from './fixtures.js';
 
 const KB = 1024;
 
@@ -87,8 +87,74 @@ describe('claims flip when the numbers do', () => {
     assert.equal(verdict(r, 'C2').verdict, 'not measured');
   });
 
-  it('C3: epoll whose per-request cost grows like poll\'s refutes it; poll staying flat makes it depend', () => {
+  it('C3 on idle+active: poll and select grow with idle connections while epoll stays flat: confirmed, with the numbers', () => {
+    const v = verdict(buildResults(), 'C3');
+    assert.equal(v.verdict, 'confirmed', v.evidence.join('\n'));
+    const pollCpu = IDLE_ACTIVE_FIXTURE.poll!.at(-1)![2];
+    assert.ok(
+      v.evidence.includes(`poll, 0 -> 10,000 idle beside 100 busy (101x the fds): CPU per request 9 µs -> ${pollCpu} µs (4.44x), syscalls per request 2.2 -> 2.2, 45,000 -> 9,000 req/s`),
+      v.evidence.join('\n'),
+    );
+    assert.ok(v.evidence.some((e) => /^select, 0 -> 850 idle beside 100 busy \(9\.50x the fds\): CPU per request 9\.2 µs -> 14\.5 µs \(1\.58x\)/.test(e)), v.evidence.join('\n'));
+    assert.ok(v.evidence.some((e) => /^epoll, 0 -> 10,000 idle .*CPU per request 8\.8 µs -> 9\.6 µs \(1\.09x\)/.test(e)), v.evidence.join('\n'));
+    assert.ok(!v.evidence.some((e) => /all-active ramp/.test(e)), 'the ramp is not what decided it');
+  });
+
+  it('C3 on idle+active: epoll growing like poll refutes it; poll or epoll in between makes it depend', () => {
     const r = buildResults();
+    // The ramp still says "confirmed": only the idle-active figures change below.
+    assert.equal(verdict(buildResults({ idleActive: false }), 'C3').verdict, 'confirmed');
+    const flat = clone(r);
+    patch(flat, { name: 'poll', scenario: 'idle-active', connections: 10_100 }, { cpuUsPerReq: 10.8 });
+    const f = verdict(flat, 'C3');
+    assert.equal(f.verdict, 'depends', f.evidence.join('\n'));
+    assert.ok(f.evidence.some((e) => e.startsWith(`poll's CPU per request grew less than ${THRESHOLDS.c3Growth}x`)), f.evidence.join('\n'));
+    const warm = clone(r);
+    patch(warm, { name: 'epoll', scenario: 'idle-active', connections: 10_100 }, { cpuUsPerReq: 8.8 * 1.4 });
+    const w = verdict(warm, 'C3');
+    assert.equal(w.verdict, 'depends', w.evidence.join('\n'));
+    assert.ok(w.evidence.some((e) => e.startsWith('epoll\'s CPU per request grew more than')), w.evidence.join('\n'));
+    patch(r, { name: 'epoll', scenario: 'idle-active', connections: 10_100 }, { cpuUsPerReq: 30 });
+    const v = verdict(r, 'C3');
+    assert.equal(v.verdict, 'refuted', v.evidence.join('\n'));
+    assert.ok(v.evidence.some((e) => /^epoll, 0 -> 10,000 idle .*8\.8 µs -> 30 µs \(3\.41x\)/.test(e)), v.evidence.join('\n'));
+  });
+
+  it('C3 on idle+active: the quick tour\'s shape (poll and epoll at 0 and 1,000 idle, select skipped) is judged, without 10k', () => {
+    const r = buildResults();
+    remove(r, (s) => s.target.name === 'epoll' && s.scenario !== 'throughput' && s.scenario !== 'idle-active');
+    remove(r, (s) => s.scenario === 'idle-active' && (s.params.connections > 1_100 || s.target.name === 'select' || s.target.name === 'io_uring'));
+    r.results.push(idleActiveResult('select', 1000, null, { status: 'skipped', reason: 'select takes fds below FD_SETSIZE 1024 only' }));
+    const v = verdict(r, 'C3');
+    assert.equal(v.verdict, 'confirmed', v.evidence.join('\n'));
+    assert.ok(v.evidence.some((e) => e.startsWith('poll, 0 -> 1,000 idle beside 100 busy (11x the fds): CPU per request 9 µs -> 13.8 µs (1.53x)')), v.evidence.join('\n'));
+    assert.ok(v.evidence.includes('epoll was not taken to 10,000 connections in this run (judged without it)'), v.evidence.join('\n'));
+    // The skipped select step was never tried: it is no evidence that select stops at FD_SETSIZE.
+    assert.ok(!v.evidence.some((e) => /select at 1,100 connections: skipped/.test(e)), v.evidence.join('\n'));
+    // Idle counts too close together to tell O(n) from O(ready): depends, and says so.
+    for (const s of findAll(r, { name: 'poll', scenario: 'idle-active' }).concat(findAll(r, { name: 'epoll', scenario: 'idle-active' }))) {
+      if (s.params.connections === 1_100) Object.assign(s.params, { idle: 300, idleHeld: 300, connections: 400 });
+    }
+    const n = verdict(r, 'C3');
+    assert.equal(n.verdict, 'depends', n.evidence.join('\n'));
+    assert.ok(n.evidence.some((e) => /span less than 8x/.test(e)), n.evidence.join('\n'));
+  });
+
+  it('C3 falls back to the all-active ramp only without idle+active results, and says so', () => {
+    const r = buildResults();
+    for (const s of findAll(r, { name: 'poll', scenario: 'idle-active' }).concat(findAll(r, { name: 'select', scenario: 'idle-active' }))) {
+      Object.assign(s, { status: 'skipped', reason: 'time budget of 150s spent', median: null, samples: [] });
+    }
+    const v = verdict(r, 'C3');
+    assert.equal(v.verdict, 'confirmed', v.evidence.join('\n'));
+    assert.match(v.evidence[0]!, /^no idle\+active results for epoll and poll or select \(.*poll skipped: time budget of 150s spent.*\): judged on the all-active ramp/);
+    assert.ok(v.evidence.some((e) => e.startsWith('CPU per request from 10 to 10,000 connections: poll 9.8 µs -> 24 µs')), v.evidence.join('\n'));
+    const none = buildResults({ idleActive: false });
+    assert.match(verdict(none, 'C3').evidence[0]!, /\(the idle-active scenario was not run\): judged on the all-active ramp/);
+  });
+
+  it('C3 on the all-active ramp: epoll whose per-request cost grows like poll\'s refutes it; poll staying flat makes it depend', () => {
+    const r = buildResults({ idleActive: false });
     assert.equal(verdict(r, 'C3').verdict, 'confirmed');
     const flat = clone(r);
     patch(flat, { name: 'poll', scenario: 'scaling', connections: 10_000 }, { cpuUsPerReq: 10.2 });
@@ -148,7 +214,8 @@ describe('claims flip when the numbers do', () => {
     remove(r, (s) => s.target.name !== 'epoll' && s.target.name !== 'threads');
     const bp = findAll(r, { name: 'epoll', scenario: 'breaking-point' })[0]!;
     bp.breaking = { maxOk: 10_000, brokeAt: 12_000, why: 'p99 1.2 s > SLO 1 s', steps: [] };
-    remove(r, (s) => s.target.name === 'epoll' && s.scenario === 'idle');
+    // Idle holds and idle-active steps count as held too: only the ramp decides here.
+    remove(r, (s) => s.target.name === 'epoll' && (s.scenario === 'idle' || s.scenario === 'idle-active'));
     const v = verdict(r, 'C6');
     assert.equal(v.verdict, 'refuted', v.evidence.join('\n'));
     assert.match(v.evidence[0]!, /\(5\.00x\)/);

@@ -119,6 +119,25 @@ const COUNTS = [10, 100, 1000, 10_000];
 export interface BuildOptions {
   /** Include the static-file sendfile vs copy comparison (C9). Default true. */
   static?: boolean;
+  /** Include the idle-active scenario (C3 is judged on it when present). Default true. */
+  idleActive?: boolean;
+}
+
+/**
+ * idle-active: 100 busy HTTP connections beside N idle ones; [idle, req/s, CPU µs/request, syscalls/request].
+ * poll and select scan every watched fd per wait, so their cost per request grows with N; epoll's and io_uring's do not.
+ * select stops at 850 idle: 850 + 100 busy + the server's own fds stay below FD_SETSIZE.
+ */
+export const IDLE_ACTIVE_FIXTURE: Record<string, [number, number, number, number][]> = {
+  select: [[0, 44_000, 9.2, 2.2], [850, 31_000, 14.5, 2.2]],
+  poll: [[0, 45_000, 9.0, 2.2], [1000, 32_000, 13.8, 2.2], [10_000, 9_000, 40.0, 2.2]],
+  epoll: [[0, 47_000, 8.8, 2.1], [1000, 46_500, 9.0, 2.1], [10_000, 45_000, 9.6, 2.1]],
+  io_uring: [[0, 51_000, 7.3, 0.35], [1000, 50_500, 7.4, 0.35], [10_000, 49_000, 7.9, 0.36]],
+};
+
+/** One idle-active result: `idle` idle connections (all held) beside 100 busy ones. */
+export function idleActiveResult(name: string, idle: number, f: Fig | null, extra: Omit<Partial<ScenarioResult>, 'params'> = {}): ScenarioResult {
+  return result('idle-active', name, 'http', idle + 100, f, { ...extra, params: { idle, active: 100, idleHeld: idle } });
 }
 
 export function buildResults(o: BuildOptions = {}): LabResults {
@@ -182,6 +201,12 @@ export function buildResults(o: BuildOptions = {}): LabResults {
     });
   }
   rs.push(result('scaling', 'nginx', 'http', 10_000, { rps: 44_000, p99Us: 250_000, cpuUs: 7.5 }));
+
+  if (o.idleActive !== false) {
+    for (const [name, points] of Object.entries(IDLE_ACTIVE_FIXTURE)) {
+      for (const [idle, rps, cpuUs, sys] of points) rs.push(idleActiveResult(name, idle, { rps, p99Us: 3_000 + idle / 5, cpuUs, sys }));
+    }
+  }
   rs.push(result('scaling', 'apache2-prefork', 'http', 10_000, null, { status: 'broke', reason: 'refused 7,400 connections (MaxRequestWorkers 150)' }));
 
   // idle: cost per idle connection.

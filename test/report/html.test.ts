@@ -87,7 +87,7 @@ describe('report.html', () => {
     assert.equal(back.results.length, r.results.length);
     assert.equal(back.claims?.length, 9);
     for (const id of ['C1', 'C5', 'C9']) assert.ok(html.includes(`id="claim-${id}"`));
-    for (const t of ['shines', 'cost', 'throughput', 'scaling-rps', 'blocking', 'machine']) assert.ok(html.includes(`id="${t}"`), t);
+    for (const t of ['shines', 'cost', 'throughput', 'scaling-rps', 'idle-active', 'blocking', 'machine']) assert.ok(html.includes(`id="${t}"`), t);
   });
 
   it('every chart draws in headless Chromium (data-drawn="1" and a canvas)', { skip: NO_BROWSER }, () => {
@@ -96,7 +96,7 @@ describe('report.html', () => {
     const charts = chartContainers(dom);
     const expected = buildCharts(buildResults()).filter((c) => !isSkipped(c)).map((c) => c.id);
     assert.deepEqual(charts.map((c) => c.id), expected);
-    assert.equal(expected.length, 7);
+    assert.equal(expected.length, 8);
     for (const c of charts) {
       assert.match(c.tag, /data-drawn="1"/, `${c.id} drawn`);
       assert.match(c.body, /<canvas/, `${c.id} has a canvas`);
@@ -114,7 +114,7 @@ describe('report.html', () => {
       assert.match(c.tag, /data-drawn="1"/, `${c.id} drawn`);
       assert.match(c.body, /<canvas/);
     }
-    for (const id of ['scaling-rps', 'scaling-p99', 'idle-rss', 'blocking-rps', 'blocking-p99']) {
+    for (const id of ['scaling-rps', 'scaling-p99', 'idle-rss', 'idle-active-cpu', 'blocking-rps', 'blocking-p99']) {
       assert.match(dom, new RegExp(`data-chart-skipped="${id}"><h3>[^<]+</h3><p>Not drawn: [a-z-]+: nothing measured \\(skipped: budget: 150 s spent\\)</p>`), id);
     }
   });
