@@ -40,6 +40,8 @@ export interface PlanOptions {
   durationS: number;
   warmupS: number;
   repeats: number;
+  /** idle-active: other idle counts (ascending, 0 first) and busy connections than the mode's (IDLE_ACTIVE). */
+  idleActive?: { idle: number[]; active?: number };
 }
 
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
@@ -125,18 +127,19 @@ export function buildPlan(o: PlanOptions): Step[] {
     }
   }
   if (has('idle-active')) {
-    const active = IDLE_ACTIVE.active;
+    const active = o.idleActive?.active ?? IDLE_ACTIVE.active;
     const names: readonly string[] = IDLE_ACTIVE[o.mode];
+    const selectMax = Math.floor((FD_SETSIZE - active - SERVER_FDS) / 50) * 50;
     for (const t of engines.filter((e) => names.includes(e.name) || (quick && e.name === 'select'))) {
-      let idle: number[] = [...IDLE_ACTIVE.idle[o.mode]];
+      let idle: number[] = [...(o.idleActive?.idle ?? IDLE_ACTIVE.idle[o.mode])];
       let skip: string | undefined;
       if (t.name === 'select') {
         // select(2) takes fds below FD_SETSIZE only: cap the idle count where idle + busy + the server's own fds fit.
-        const beyond = idle.filter((n) => n > SELECT_MAX_IDLE);
-        idle = [...idle.filter((n) => n <= SELECT_MAX_IDLE), ...(beyond.length ? [SELECT_MAX_IDLE] : [])];
-        if (quick) {
+        const beyond = idle.filter((n) => n > selectMax);
+        idle = [...new Set([...idle.filter((n) => n <= selectMax), ...(beyond.length ? [selectMax] : [])])];
+        if (quick && beyond.length) {
           // One fitting idle count beside 0 would take another ~5 s of a 150 s tour for a 9.5x span; --full measures it.
-          skip = `select takes fds below FD_SETSIZE ${FD_SETSIZE} only: ${beyond.map((n) => n.toLocaleString('en-US')).join(', ')} idle + ${active} busy do not fit (--full measures select up to ${SELECT_MAX_IDLE} idle)`;
+          skip = `select takes fds below FD_SETSIZE ${FD_SETSIZE} only: ${beyond.map((n) => n.toLocaleString('en-US')).join(', ')} idle + ${active} busy do not fit (--full measures select up to ${selectMax} idle)`;
           idle = beyond;
         }
       }
