@@ -1,14 +1,25 @@
 /**
- * Every engine side by side under the same wrk load: HTTP hello, 100 keep-alive connections, the
- * server pinned to CPU 0 and wrk to CPU 1, median of --runs windows. Prints req/s, server CPU per
- * request, syscalls, context switches per request and server RSS, with ratios against epoll.
+ * Every engine side by side under the same wrk load: HTTP hello, keep-alive connections, the server
+ * pinned to CPU 0 and wrk to CPU 1, median of --runs windows. Prints req/s, server CPU per request,
+ * syscalls, context switches per request and server RSS, with ratios against epoll at the same
+ * connection count; Apache's worker (a C thread per connection) and prefork (a C process per
+ * connection) MPMs and nginx run beside them when installed, as the same models without a V8 isolate.
  *
- *   npm run bench:engines -- [--duration 5] [--runs 3] [--connections 100] [--engines epoll,io_uring,...]
+ *   npm run bench:engines -- [--duration 5] [--runs 3] [--connections 100 | 4,16,50,100]
+ *                            [--engines epoll,io_uring,...] [--peers nginx,apache2-worker,apache2-prefork | none]
+ *                            [--warmup 2] [--json]
+ *
+ * The blocking engines are measured as Apache would be configured for the load: prefork with one
+ * process per connection (--procs N, like MaxRequestWorkers), threads with N threads started before
+ * the window (IOLAB_SPARE_THREADS, like StartServers x ThreadsPerChild), so the window measures
+ * serving, not thread start-up (~65 ms of CPU each). Each thread or process is a V8 isolate that
+ * warms up its own JIT on 1/N of the requests, so they get a longer warm-up (--blocking-warmup).
  */
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
 import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js';
-import { startEngine } from '../src/lab/targets.js';
+import { peerByName } from '../src/lab/peers.js';
+import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
 import { has, spawnPinned, usageOnHelp } from './lib/util.js';
 
@@ -19,6 +30,9 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     connections: { type: 'string', default: '100' },
     engines: { type: 'string', default: ENGINES.join(',') },
+    peers: { type: 'string', default: 'nginx,apache2-worker,apache2-prefork' },
+    warmup: { type: 'string', default: '2' },
+    'blocking-warmup': { type: 'string', default: '10' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -26,7 +40,14 @@ if (!has('wrk')) {
   process.stderr.write('bench:engines needs wrk (apt-get install wrk)\n');
   process.exit(2);
 }
-const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = Number(values.connections);
+const DURATION = Number(values.duration), RUNS = Number(values.runs);
+const WARMUP = Number(values.warmup), BLOCKING_WARMUP = Number(values['blocking-warmup']);
+const COUNTS = values.connections!.split(',').map(Number);
+if (COUNTS.some((c) => !Number.isInteger(c) || c < 1) || ![DURATION, RUNS, WARMUP, BLOCKING_WARMUP].every((x) => Number.isFinite(x) && x >= 0)) {
+  process.stderr.write('bench:engines: --connections takes positive integers (e.g. 100 or 4,16,50,100); --duration, --runs, --warmup numbers\n');
+  process.exit(2);
+}
+const BLOCKING = new Set(['threads', 'prefork', 'apache2-worker', 'apache2-prefork']);
 
 /** wrk as the lab's load function (closed loop, one thread, pinned to CPU 1). */
 const wrk: LoadFn = (r) =>
@@ -47,37 +68,61 @@ const wrk: LoadFn = (r) =>
     });
   });
 
-const rows: { engine: string; ran: string; m: Sample }[] = [];
-for (const engine of values.engines!.split(',')) {
-  const srv = await startEngine({ engine, protocol: 'http', cpu: 0 });
-  try {
-    const req = { url: srv.url, protocol: 'http' as const, connections: CONNS, pipeline: 1, durationS: DURATION, cpu: 1 };
-    await wrk({ ...req, durationS: 1 }); // warm-up
-    const samples: Sample[] = [];
-    for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(srv, wrk, req));
-    const m = medianSample(samples)!;
-    rows.push({ engine, ran: srv.target.ran, m });
-    process.stderr.write(`  ${engine}: ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s\n`);
-  } catch (e) {
-    process.stderr.write(`  ${engine}: failed: ${(e as Error).message}\n`);
-  } finally {
-    await srv.stop();
+/** Start one target sized for `conns` connections (see the header comment for the blocking engines). */
+async function startTarget(name: string, conns: number): Promise<Running> {
+  const peer = peerByName(name);
+  if (peer) return startPeer(peer, 0);
+  if (name === 'prefork') return startEngine({ engine: name, protocol: 'http', cpu: 0, extra: ['--procs', String(conns)] });
+  if (name === 'threads') return startEngine({ engine: name, protocol: 'http', cpu: 0, env: { ...process.env, IOLAB_SPARE_THREADS: String(conns) } });
+  return startEngine({ engine: name, protocol: 'http', cpu: 0 });
+}
+
+interface Row { target: string; ran: string; conns: number; m: Sample; errors: number }
+const rows: Row[] = [];
+const peers = values.peers === 'none' ? [] : values.peers!.split(',').filter(Boolean);
+for (const p of peers) if (!peerByName(p)) process.stderr.write(`bench:engines: unknown peer ${p} (skipped)\n`);
+const targets = [...values.engines!.split(','), ...peers.filter((p) => peerByName(p))];
+for (const conns of COUNTS) {
+  for (const name of targets) {
+    let srv: Running;
+    try {
+      srv = await startTarget(name, conns);
+    } catch (e) {
+      process.stderr.write(`  ${name} @${conns}: skipped: ${(e as Error).message}\n`);
+      continue;
+    }
+    try {
+      const req = { url: srv.url, protocol: 'http' as const, connections: conns, pipeline: 1, durationS: DURATION, cpu: 1 };
+      const warm = BLOCKING.has(name) ? BLOCKING_WARMUP : WARMUP;
+      if (warm > 0) await wrk({ ...req, durationS: warm });
+      const samples: Sample[] = [];
+      for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(srv, wrk, req));
+      const m = medianSample(samples)!;
+      rows.push({ target: name, ran: srv.target.ran, conns, m, errors: samples.reduce((a, s) => a + s.errors, 0) });
+      process.stderr.write(`  ${name} @${conns}: ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s, ${samples.map((s) => s.cpuUsPerReq?.toFixed(1)).join(', ')} us CPU/req\n`);
+    } catch (e) {
+      process.stderr.write(`  ${name} @${conns}: failed: ${(e as Error).message}\n`);
+    } finally {
+      await srv.stop();
+    }
   }
 }
 
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, rows }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: COUNTS, rows }, null, 2) + '\n');
 } else {
-  const base = rows.find((r) => r.engine === 'epoll')?.m;
-  const f = (n: number | null, d = 2): string => (n === null || !Number.isFinite(n) ? '-' : n.toFixed(d));
-  process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s, HTTP hello, median of ${RUNS}; server on CPU 0, wrk on CPU 1\n`);
-  process.stdout.write(`${'engine'.padEnd(20)}${'req/s'.padStart(10)}${'vs epoll'.padStart(10)}${'p99 ms'.padStart(9)}${'CPU us/req'.padStart(12)}${'syscalls/req'.padStart(14)}${'ctxsw/req'.padStart(11)}${'RSS MB'.padStart(9)}${'threads'.padStart(9)}\n`);
-  for (const { engine, ran, m } of rows) {
-    const name = ran === engine ? engine : `${engine} (ran ${ran})`;
+  const f = (n: number | null | undefined, d = 2): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
+  process.stdout.write(`\nwrk -t1 -d${DURATION}s, HTTP hello, median of ${RUNS}; server on CPU 0, wrk on CPU 1; "vs epoll" at the same connection count\n`);
+  process.stdout.write(`${'target'.padEnd(20)}${'conns'.padStart(6)}${'req/s'.padStart(10)}${'vs epoll'.padStart(10)}${'p99 ms'.padStart(9)}${'CPU us/req'.padStart(12)}${'vs epoll'.padStart(10)}` +
+    `${'syscalls/req'.padStart(14)}${'ctxsw/req'.padStart(11)}${'RSS MB'.padStart(9)}${'threads'.padStart(9)}${'errors'.padStart(8)}\n`);
+  for (const { target, ran, conns, m, errors } of rows) {
+    const base = rows.find((r) => r.target === 'epoll' && r.conns === conns)?.m;
+    const name = ran === target ? target : `${target} (ran ${ran})`;
     process.stdout.write(
-      `${name.padEnd(20)}${Math.round(m.rps).toString().padStart(10)}${(base ? `${(m.rps / base.rps).toFixed(2)}x` : '').padStart(10)}` +
-        `${f(m.latencyUs ? m.latencyUs.p99 / 1000 : null).padStart(9)}${f(m.cpuUsPerReq).padStart(12)}${f(m.syscallsPerReq).padStart(14)}` +
-        `${f(m.ctxSwitchesPerReq, 3).padStart(11)}${f(m.rssBytes !== null ? m.rssBytes / 2 ** 20 : null, 0).padStart(9)}${String(m.threads ?? '-').padStart(9)}\n`,
+      `${name.padEnd(20)}${String(conns).padStart(6)}${Math.round(m.rps).toString().padStart(10)}${(base ? `${(m.rps / base.rps).toFixed(2)}x` : '').padStart(10)}` +
+        `${f(m.latencyUs ? m.latencyUs.p99 / 1000 : null).padStart(9)}${f(m.cpuUsPerReq).padStart(12)}` +
+        `${(base && m.cpuUsPerReq && base.cpuUsPerReq ? `${(m.cpuUsPerReq / base.cpuUsPerReq).toFixed(2)}x` : '').padStart(10)}${f(m.syscallsPerReq).padStart(14)}` +
+        `${f(m.ctxSwitchesPerReq, 3).padStart(11)}${f(m.rssBytes !== null ? m.rssBytes / 2 ** 20 : null, 0).padStart(9)}${String(m.threads ?? '-').padStart(9)}${String(errors).padStart(8)}\n`,
     );
   }
 }

@@ -10,7 +10,8 @@ import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, has, run, exchange, type Served } from '../helpers/server.js';
+import { spawnSync } from 'node:child_process';
+import { startServer, has, run, exchange, CLI, type Served } from '../helpers/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'iolab-blocking-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -395,5 +396,49 @@ describe('prefork: processes share the listening socket', () => {
     s.child.kill('SIGKILL');
     await exited;
     assert.deepEqual(await survivors(st.pool.pids!, 3000), [], 'children outlived a SIGKILLed server');
+  });
+});
+
+describe('threads and prefork: every per-connection isolate tiers up early (engines/tiering.ts)', () => {
+  const FAST = ['--interrupt-budget=4096', '--ticks-before-optimization=1'];
+  type PoolFlags = { pool: { v8Flags?: string[]; pids?: number[] } };
+
+  it('threads: the process runs with the lowered thresholds, and IOLAB_V8_TIERING=default keeps V8\'s own', async () => {
+    for (const [env, want] of [[{}, FAST], [{ IOLAB_V8_TIERING: 'default' }, []]] as const) {
+      const s = await serveWith(env, ['--engine', 'threads', '--app', 'hello']);
+      try {
+        const st = (await statsUntil(s, 'stats', () => true)) as unknown as PoolFlags;
+        assert.deepEqual(st.pool.v8Flags, want);
+        assert.match((await exchange(s.port, GET_CLOSE)).data.toString(), /Hello, World!$/);
+      } finally {
+        assert.equal(await s.stop(), 0);
+      }
+    }
+  });
+
+  it('prefork: every child is started with the flags on its node command line', async () => {
+    const s = await serveWith({}, ['--engine', 'prefork', '--procs', '2', '--app', 'hello']);
+    try {
+      const st = (await statsUntil(s, '2 children', (x) => (x.pool.pids?.length ?? 0) === 2)) as unknown as PoolFlags;
+      assert.deepEqual(st.pool.v8Flags, FAST);
+      for (const pid of st.pool.pids!) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+        for (const f of FAST) assert.ok(argv.includes(f), `child ${pid} runs without ${f}: ${argv.join(' ')}`);
+      }
+      assert.match((await exchange(s.port, GET_CLOSE)).data.toString(), /Hello, World!$/);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+
+  it('a bad IOLAB_V8_TIERING is a usage error at start, not a crash later', async () => {
+    for (const engine of ['threads', 'prefork']) {
+      const r = spawnSync(process.execPath, [CLI, 'serve', '--engine', engine, '--app', 'hello', '--port', '0'], {
+        env: { ...process.env, IOLAB_V8_TIERING: 'fastest' }, encoding: 'utf8', timeout: 20_000,
+      });
+      assert.notEqual(r.status, 0, `${engine} exited ${r.status}`);
+      assert.equal(r.signal, null, `${engine} was killed by ${r.signal}`);
+      assert.match(r.stderr, /IOLAB_V8_TIERING must be "fast" or "default"/);
+    }
   });
 });

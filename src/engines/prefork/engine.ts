@@ -25,6 +25,7 @@ import {
   IPPROTO_TCP, SHUT_RD, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
+import { tieringFlags } from '../tiering.js';
 import {
   ROW_BYTES_IN, ROW_BYTES_OUT, ROW_CONNS, ROW_EAGAIN, ROW_REQUESTS, ROW_SYSCALLS, ROW_WAKEUPS, ROW_WIDTH, addRow, envInt,
   meminfo, rowSyscalls, rssOf, setTimeoutOpt,
@@ -65,6 +66,8 @@ export class PreforkEngine implements Engine {
   private protocol = 'unknown';
   private appName = '';
   private procs = DEFAULT_PROCS;
+  /** V8 tier-up flags for every child (tiering.ts). */
+  private tiering: string[] = [];
   private rssPerChild = DEFAULT_CHILD_RSS;
   private readonly children = new Set<Child>();
   private readonly retired = new Float64Array(ROW_WIDTH);
@@ -96,6 +99,7 @@ export class PreforkEngine implements Engine {
   async start(): Promise<Listening> {
     const o = this.opts;
     const app = await loadApp(o.app); // fail here, once, rather than in every child
+    this.tiering = tieringFlags();
     this.protocol = app.protocol;
     this.appName = app.name;
     const asked = o.procs ?? envInt('IOLAB_PROCS') ?? (o.workers > 1 ? o.workers : DEFAULT_PROCS);
@@ -166,8 +170,9 @@ export class PreforkEngine implements Engine {
     // stderr shared; fd 3 the listening socket (an integer shares that fd); fd 4 the IPC channel.
     // Children run with the server's node/V8 flags (e.g. --interrupt-budget, --cpu-prof), as worker
     // threads share them; an inspector port could only be bound once, so that one stays with the parent.
+    // Then the tier-up thresholds of tiering.ts: each child is an isolate serving 1/N of the requests.
     const execArgv = process.execArgv.filter((a) => !/^--inspect/.test(a));
-    const proc = spawn(process.execPath, [...execArgv, script], {
+    const proc = spawn(process.execPath, [...execArgv, ...this.tiering, script], {
       stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc'],
       env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg) },
     });
@@ -321,6 +326,7 @@ export class PreforkEngine implements Engine {
         procs: this.procs,
         limitReason: this.capReason(),
         tickMs: TICK_MS,
+        v8Flags: this.tiering,
         pids: [...this.children].map((c) => c.proc.pid),
       },
     } as EngineStats;

@@ -47,6 +47,7 @@ import {
   listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
+import { applyTiering } from '../tiering.js';
 import {
   ROW_EAGAIN, ROW_SYSCALLS, ROW_WIDTH, ROW_BYTES_IN, ROW_BYTES_OUT, ROW_REQUESTS, ROW_WAKEUPS, addRow, envInt, meminfo,
   refuse, rowSyscalls, rssOf, setTimeoutOpt,
@@ -110,6 +111,8 @@ export class ThreadsEngine implements Engine {
 
   private bounded = false;
   private spare = DEFAULT_SPARE;
+  /** The V8 tier-up flags this process runs with (tiering.ts). */
+  private tiering: string[] = [];
   private idleMs = DEFAULT_IDLE_MS;
   private rssPerThread = DEFAULT_THREAD_RSS;
   private limitReason = '';
@@ -186,6 +189,8 @@ export class ThreadsEngine implements Engine {
     this.setLimit(maxThreads, hardCap);
 
     this.started = true;
+    // Before the first worker_thread: each is an isolate that must warm up its own JIT (tiering.ts).
+    this.tiering = applyTiering();
     await this.startAcceptor();
     // Start the spare threads, and measure what a thread costs on this machine.
     const rss0 = rssOf('self');
@@ -603,6 +608,7 @@ export class ThreadsEngine implements Engine {
         connectionThreads: live,
         idle: Atomics.load(ctl, C_IDLE),
         spare: this.spare,
+        v8Flags: this.tiering,
         limit: Atomics.load(ctl, C_LIMIT),
         bounded: this.bounded,
         limitReason: this.limitReason,
