@@ -16,6 +16,7 @@ export const loadgen: LoadFn = async (r: LoadRequest): Promise<LoadOutcome> => {
     ...(r.cpu !== null ? { cpus: [r.cpu] } : {}),
     ...(r.procs !== undefined ? { procs: r.procs } : {}),
     ...(r.signal ? { signal: r.signal } : {}),
+    ...(r.backend ? { backend: r.backend } : {}),
     ...(r.protocol === 'resp' ? { commands: RESP_COMMANDS, keyspace: 10_000 } : {}),
     ...(r.protocol === 'echo' ? { size: r.size ?? 64 } : {}),
     // A lab window must end: whatever happens, give up a few seconds after the planned time.

@@ -5,6 +5,7 @@
  */
 import { sampleTree, delta } from '../probe/index.js';
 import type { EngineStats } from '../engines/types.js';
+import type { LoadBackend } from '../loadgen/index.js';
 import type { Protocol, Sample } from './results.js';
 import type { Running } from './targets.js';
 
@@ -27,6 +28,8 @@ export interface LoadRequest {
   procs?: number;
   /** Abort to end the load early (a hold kept until the measurement beside it is done). */
   signal?: AbortSignal;
+  /** The load generator's I/O backend (default: its own choice, io_uring where the kernel allows). */
+  backend?: LoadBackend;
 }
 
 export interface LoadOutcome {
