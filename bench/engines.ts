@@ -11,7 +11,7 @@
  *
  * The blocking engines are measured as Apache would be configured for the load: prefork with one
  * process per connection (--procs N, like MaxRequestWorkers), threads with N threads started before
- * the window (IOLAB_SPARE_THREADS, like StartServers x ThreadsPerChild), so the window measures
+ * the window (--spare-threads N, like StartServers x ThreadsPerChild), so the window measures
  * serving, not thread start-up (~65 ms of CPU each). Each thread or process is a V8 isolate that
  * warms up its own JIT on 1/N of the requests, so they get a longer warm-up (--blocking-warmup).
  */
@@ -73,7 +73,7 @@ async function startTarget(name: string, conns: number): Promise<Running> {
   const peer = peerByName(name);
   if (peer) return startPeer(peer, 0);
   if (name === 'prefork') return startEngine({ engine: name, protocol: 'http', cpu: 0, extra: ['--procs', String(conns)] });
-  if (name === 'threads') return startEngine({ engine: name, protocol: 'http', cpu: 0, env: { ...process.env, IOLAB_SPARE_THREADS: String(conns) } });
+  if (name === 'threads') return startEngine({ engine: name, protocol: 'http', cpu: 0, extra: ['--spare-threads', String(conns)] });
   return startEngine({ engine: name, protocol: 'http', cpu: 0 });
 }
 

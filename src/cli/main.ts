@@ -33,6 +33,7 @@ program
   .option('--sqpoll', 'io_uring: a kernel thread polls the submission queue (IORING_SETUP_SQPOLL), where allowed')
   .option('--backoff <how>', 'busypoll: between empty passes none (spin), yield (sched_yield), or sleep:<us> (nanosleep)')
   .option('--max-threads <n>', 'threads: a bounded pool (Apache worker); the excess waits in the listen backlog')
+  .option('--spare-threads <n>', 'threads: connection threads started before listening and kept idle (default 4; Apache\'s MinSpareThreads)')
   .option('--procs <n>', 'prefork: child processes, each serving one connection at a time (default 4)')
   .option('--work <spec>', 'simulated cost per request: blocking:1ms (nanosleep) or async:1ms (timer)')
   .option('--stall-ms <ms>', 'warn when one app call holds the event loop this long (0: off)', '5')

@@ -17,6 +17,7 @@ export interface ServeFlags {
   sqpoll?: boolean;
   backoff?: string;
   maxThreads?: string;
+  spareThreads?: string;
   procs?: string;
   work?: string;
   stallMs: string;
@@ -101,6 +102,10 @@ export async function serve(f: ServeFlags): Promise<void> {
   if (f.maxThreads !== undefined) {
     only('--max-threads', 'threads');
     opts.maxThreads = parseIntFlag('--max-threads', f.maxThreads, 1);
+  }
+  if (f.spareThreads !== undefined) {
+    only('--spare-threads', 'threads');
+    opts.spareThreads = parseIntFlag('--spare-threads', f.spareThreads, 0);
   }
   if (f.procs !== undefined) {
     only('--procs', 'prefork');

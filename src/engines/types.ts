@@ -19,6 +19,8 @@ export interface EngineOptions {
   backoff?: string;
   /** threads only: bound the pool at this many connection threads (the excess waits in the backlog). */
   maxThreads?: number;
+  /** threads only: connection threads started up front and kept idle (Apache's StartServers/MinSpareThreads). */
+  spareThreads?: number;
   /** prefork only: child processes (each serves one connection at a time). */
   procs?: number;
   service: ServiceOptions;

@@ -431,6 +431,21 @@ describe('threads and prefork: every per-connection isolate tiers up early (engi
     }
   });
 
+  it('--spare-threads N: N threads are started before the server listens and wait idle; other engines refuse the flag', async () => {
+    const s = await serveWith({}, ['--engine', 'threads', '--app', 'hello', '--spare-threads', '6']);
+    try {
+      const st = await statsUntil(s, '6 idle threads', (x) => (x.pool.connectionThreads ?? 0) >= 6);
+      assert.equal(st.connections.total, 0);
+      assert.ok((st.pool.idle ?? 0) >= 6, `idle ${st.pool.idle}`);
+      assert.match((await exchange(s.port, GET_CLOSE)).data.toString(), /Hello, World!$/);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+    const r = spawnSync(process.execPath, [CLI, 'serve', '--engine', 'epoll', '--spare-threads', '6', '--port', '0'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--spare-threads applies to the threads engine only/);
+  });
+
   it('a bad IOLAB_V8_TIERING is a usage error at start, not a crash later', async () => {
     for (const engine of ['threads', 'prefork']) {
       const r = spawnSync(process.execPath, [CLI, 'serve', '--engine', engine, '--app', 'hello', '--port', '0'], {

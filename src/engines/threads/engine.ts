@@ -154,7 +154,7 @@ export class ThreadsEngine implements Engine {
     const maxThreads = o.maxThreads ?? envInt('IOLAB_MAX_THREADS') ?? (o.workers > 1 ? o.workers : undefined);
     this.bounded = maxThreads !== undefined;
     const hardCap = Math.min(HARD_CAP, envInt('IOLAB_THREAD_CAP') ?? HARD_CAP);
-    this.spare = Math.min(envInt('IOLAB_SPARE_THREADS', 0) ?? DEFAULT_SPARE, maxThreads ?? hardCap, hardCap);
+    this.spare = Math.min(o.spareThreads ?? envInt('IOLAB_SPARE_THREADS', 0) ?? DEFAULT_SPARE, maxThreads ?? hardCap, hardCap);
     this.idleMs = envInt('IOLAB_THREAD_IDLE_MS') ?? DEFAULT_IDLE_MS;
     this.maxStarting = envInt('IOLAB_MAX_STARTING') ?? DEFAULT_MAX_STARTING;
     // Idle threads beyond the limit only exist until their idle timeout; a few extra slots cover
