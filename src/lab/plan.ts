@@ -101,8 +101,10 @@ export function buildPlan(o: PlanOptions): Step[] {
   const quick = o.mode === 'quick';
 
   if (has('throughput')) {
-    // Blocking engines start a thread or process per connection first (~65-100 ms of CPU each).
-    const startS = (t: TargetSpec, n: number): number => (BLOCKING_ENGINES.includes(t.name) ? n / 12 : 0);
+    // Blocking engines start a thread or process per connection first: prefork ~12 a second (an isolate each,
+    // ~100 ms of CPU); threads start several at once, ~30 a second (measured: a 100-connection step takes 4-7 s
+    // against a 3 s window).
+    const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 30 : BLOCKING_ENGINES.includes(t.name) ? n / 12 : 0);
     for (const t of [...engines, ...peersHttp]) {
       steps.push({ scenario: 'throughput', target: withProcs(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
     }
