@@ -10,6 +10,7 @@
  * even by SIGKILL, even while it is stuck in a long call.
  */
 import { loadApp } from '../../apps/index.js';
+import { applyTiering } from '../tiering.js';
 import { FeedResult, createService } from '../../apps/service.js';
 import {
   EAGAIN, ECONNABORTED, EINVAL, PR_SET_PDEATHSIG, SIGKILL, SOCK_CLOEXEC, errnoName, ffi,
@@ -71,6 +72,8 @@ process.on('message', (m: ToChild) => {
 
 const tick = (): Promise<void> => new Promise((res) => setImmediate(res));
 const warned = new Set<string>();
+// Lower V8's tier-up thresholds now that the modules are loaded (tiering.ts): start-up code is not hot.
+applyTiering();
 send({ type: 'ready' });
 
 let lastYield = performance.now();

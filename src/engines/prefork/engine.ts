@@ -66,7 +66,7 @@ export class PreforkEngine implements Engine {
   private protocol = 'unknown';
   private appName = '';
   private procs = DEFAULT_PROCS;
-  /** V8 tier-up flags for every child (tiering.ts). */
+  /** The V8 tier-up flags each child applies once it has started (tiering.ts); checked here, at start. */
   private tiering: string[] = [];
   private rssPerChild = DEFAULT_CHILD_RSS;
   private readonly children = new Set<Child>();
@@ -170,9 +170,8 @@ export class PreforkEngine implements Engine {
     // stderr shared; fd 3 the listening socket (an integer shares that fd); fd 4 the IPC channel.
     // Children run with the server's node/V8 flags (e.g. --interrupt-budget, --cpu-prof), as worker
     // threads share them; an inspector port could only be bound once, so that one stays with the parent.
-    // Then the tier-up thresholds of tiering.ts: each child is an isolate serving 1/N of the requests.
     const execArgv = process.execArgv.filter((a) => !/^--inspect/.test(a));
-    const proc = spawn(process.execPath, [...execArgv, ...this.tiering, script], {
+    const proc = spawn(process.execPath, [...execArgv, script], {
       stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc'],
       env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg) },
     });

@@ -47,7 +47,7 @@ import {
   listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
-import { applyTiering } from '../tiering.js';
+import { applyTiering, tieringFlags } from '../tiering.js';
 import {
   ROW_EAGAIN, ROW_SYSCALLS, ROW_WIDTH, ROW_BYTES_IN, ROW_BYTES_OUT, ROW_REQUESTS, ROW_WAKEUPS, addRow, envInt, meminfo,
   refuse, rowSyscalls, rssOf, setTimeoutOpt,
@@ -189,8 +189,7 @@ export class ThreadsEngine implements Engine {
     this.setLimit(maxThreads, hardCap);
 
     this.started = true;
-    // Before the first worker_thread: each is an isolate that must warm up its own JIT (tiering.ts).
-    this.tiering = applyTiering();
+    this.tiering = tieringFlags(); // a bad IOLAB_V8_TIERING fails here, before any thread starts
     await this.startAcceptor();
     // Start the spare threads, and measure what a thread costs on this machine.
     const rss0 = rssOf('self');
@@ -209,6 +208,10 @@ export class ThreadsEngine implements Engine {
         this.setLimit(maxThreads, hardCap);
       }
     }
+    // Lower V8's tier-up thresholds (tiering.ts) only now: the flags are process-wide, and under them
+    // each isolate's start-up code (module loading) gets compiled too, ~50% more CPU per thread start.
+    // Threads started later, on demand, pay that.
+    applyTiering();
     return { host: addr.host, port: addr.port, engine: this.name };
   }
 
