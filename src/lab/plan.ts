@@ -91,6 +91,16 @@ function withProcs(t: TargetSpec, n: number): TargetSpec {
   return t.name === 'prefork' ? { ...t, extra: [...(t.extra ?? []), '--procs', String(n)] } : t;
 }
 
+/**
+ * A fixed-load step (throughput): the blocking engines configured for the load as Apache would be:
+ * prefork with N processes, threads with N threads started before the window (StartServers x
+ * ThreadsPerChild), so the window measures serving rather than ~65 ms of CPU per thread start.
+ */
+function sizedFor(t: TargetSpec, n: number): TargetSpec {
+  if (t.name === 'threads') return { ...t, extra: [...(t.extra ?? []), '--spare-threads', String(n)] };
+  return withProcs(t, n);
+}
+
 export function buildPlan(o: PlanOptions): Step[] {
   const steps: Step[] = [];
   const win = o.warmupS + o.durationS * o.repeats + 1; // + start/stop
@@ -106,12 +116,12 @@ export function buildPlan(o: PlanOptions): Step[] {
     // against a 3 s window).
     const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 30 : BLOCKING_ENGINES.includes(t.name) ? n / 12 : 0);
     for (const t of [...engines, ...peersHttp]) {
-      steps.push({ scenario: 'throughput', target: withProcs(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
+      steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
     }
     const respEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads', 'node'].includes(t.name));
-    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: withProcs(t, 50), protocol: 'resp', connections: [50], estimateS: win + startS(t, 50) });
+    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: sizedFor(t, 50), protocol: 'resp', connections: [50], estimateS: win + startS(t, 50) });
     const echoEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads'].includes(t.name));
-    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: withProcs(t, 100), protocol: 'echo', connections: [100], estimateS: win + startS(t, 100) });
+    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'echo', connections: [100], estimateS: win + startS(t, 100) });
   }
   if (has('scaling') || has('breaking-point')) {
     // The ramp: the same server, step by step, until it breaks. 100 comes from the throughput step.

@@ -75,4 +75,16 @@ describe('lab', () => {
     assert.ok(est < 150, `quick plan estimated at ${est.toFixed(0)} s`);
     assert.ok(steps.some((s) => s.scenario === 'blocking-handler' && s.work === 'blocking:1ms'));
   });
+
+  it('throughput steps size the blocking engines for their load: prefork N processes, threads N started up front', () => {
+    const steps = buildPlan({ ...defaultPlanOptions('quick'), engines: ['epoll', 'threads', 'prefork'], peers: [] });
+    const tp = (engine: string, protocol: string) => steps.find((s) => s.scenario === 'throughput' && s.target.name === engine && s.protocol === protocol);
+    assert.deepEqual(tp('threads', 'http')!.target.extra, ['--spare-threads', '100']);
+    assert.deepEqual(tp('prefork', 'http')!.target.extra, ['--procs', '100']);
+    assert.deepEqual(tp('threads', 'resp')!.target.extra, ['--spare-threads', '50']);
+    assert.equal(tp('epoll', 'http')!.target.extra, undefined);
+    // The idle scenario lets threads come with their connections (their cost per connection is the point).
+    const idle = steps.find((s) => s.scenario === 'idle' && s.target.name === 'threads');
+    assert.ok(!(idle!.target.extra ?? []).includes('--spare-threads'));
+  });
 });
