@@ -7,21 +7,24 @@
  * byte against redis-server 7.0.15. Commands are matched case-insensitively; arity errors name the
  * command the way Redis does (`'get'`, `'config|get'`).
  *
- * Data model: one Map from key to value. Keys are the key bytes decoded as latin1, so every byte
- * sequence maps 1:1 to a distinct string (binary-safe keys). A string value is a Buffer (the app keeps
- * its own copy of the bytes: `RespApp.handle` does not promise that `args` outlive the call); lists,
- * sets and hashes are a small deque, a Set and a Map of latin1 strings. Reading a key of another type
- * as a string answers WRONGTYPE, as Redis does.
+ * Data model: a Keyspace (kv-keyspace.ts), a hash table keyed by the key's bytes (binary-safe), which
+ * stores each key with its string value in one record of a slab arena and copies both in (the app
+ * keeps its own bytes: `RespApp.handle` does not promise that `args` outlive the call). Lists, sets
+ * and hashes are a small deque, a Set and a Map of latin1 strings (members decoded latin1, so every
+ * byte sequence maps 1:1 to a distinct string). Reading a key of another type as a string answers
+ * WRONGTYPE, as Redis does.
  *
- * Expiry: deadlines (integer ms) live in a second Map, like Redis's `db->expires`. A key is expired
+ * Expiry: each key's deadline (integer ms) sits in its keyspace row, and the keys that have one are
+ * listed apart, like Redis's `db->expires`. A key is expired
  * lazily when touched (expireIfNeeded: expired once now > deadline) and by `sweep()`, a bounded
  * incremental pass the engine may call from a timer (the app starts no timers). Time comes from an
  * injectable clock: by default a monotonic clock anchored at the Unix epoch
  * (performance.timeOrigin + performance.now()), so EXPIREAT/EXAT timestamps work and a wall-clock step
  * cannot expire or revive keys; tests pass a fake clock and advance it.
  *
- * Hot path: GET and SET look the command up by a hash of its name bytes (no string made for it),
- * make the key string, and write the reply with the RESP writers; SET copies the value once.
+ * Hot path: GET and SET look the command up by a hash of its name bytes (no string made for it) and
+ * the key up by its bytes (no string either); GET copies the value from its record straight into the
+ * output, SET copies it into the record (in place when its size class is unchanged).
  *
  * Not modelled (the RespApp interface gives the app no connection): per-connection state. CLIENT
  * SETNAME validates and answers OK, CLIENT GETNAME answers nil, CLIENT ID and HELLO's id answer 0.
@@ -38,11 +41,13 @@ import {
   RESP_ZERO,
   writeArrayHeader,
   writeBulk,
+  writeBulkRange,
   writeError,
   writeInteger,
   writeSimple,
 } from '../protocols/resp/encode.js';
 import { string2ll } from '../protocols/resp/server.js';
+import { Keyspace, T_STRING } from './kv-keyspace.js';
 import type { RespApp } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +265,10 @@ class List {
   }
 }
 
-type Value = Buffer | List | Set<string> | Map<string, Buffer>;
+/** Values of the keyspace's objects; string values live in the keyspace's records. */
+type Obj = List | Set<string> | Map<string, Buffer>;
+/** A key's value as the non-hot commands see it: a string value is a view of its record (see lookup). */
+type Value = Buffer | Obj;
 
 function typeName(v: Value): string {
   if (v instanceof Uint8Array) return 'string';
@@ -300,35 +308,57 @@ function hashOfName(name: string): number {
 
 export function createKv(opts: KvOptions = {}): KvApp {
   const clock = opts.clock ?? monotonicClock;
-  const store = new Map<string, Value>();
-  const expires = new Map<string, number>();
-  let sweepIter: IterableIterator<string> | null = null;
+  const ks = new Keyspace<Obj>();
+  let sweepIter: IterableIterator<number> | null = null;
 
   const now = (): number => Math.floor(clock.now());
 
-  /** lookupKey with expireIfNeeded: an expired key is deleted and reads as missing. */
-  function lookup(key: string): Value | undefined {
-    const v = store.get(key);
-    if (v !== undefined && expires.size !== 0) {
-      const when = expires.get(key);
-      if (when !== undefined && now() > when) {
-        store.delete(key);
-        expires.delete(key);
-        return undefined;
+  /** lookupKey with expireIfNeeded: the key's id, or -1; an expired key is deleted and reads as missing. */
+  function lookupId(key: Buffer): number {
+    const id = ks.find(key, 0, key.length);
+    // Deadlines are only read when some key has one (a GET on a keyspace without TTLs touches no more).
+    if (id >= 0 && ks.expiring.size !== 0) {
+      const when = ks.deadline[id];
+      if (when !== 0 && now() > when) {
+        ks.remove(id);
+        return -1;
       }
     }
-    return v;
+    return id;
   }
 
-  function del(key: string): void {
-    store.delete(key);
-    if (expires.size !== 0) expires.delete(key);
+  /**
+   * The key's value for the commands off the hot path: undefined when missing, the list, set or hash,
+   * or for a string a view of its bytes in the keyspace. The view is only good until the keyspace next
+   * changes: use it at once (reply, parse), never keep it.
+   */
+  function lookup(key: Buffer): Value | undefined {
+    const id = lookupId(key);
+    if (id < 0) return undefined;
+    return ks.type(id) === T_STRING ? ks.value(id) : ks.object(id);
   }
 
-  /** setKey without KEEPTTL: a new value drops the old deadline. */
-  function setString(key: string, value: Uint8Array): void {
-    store.set(key, copyValue(value));
-    if (expires.size !== 0) expires.delete(key);
+  function del(key: Buffer): void {
+    const id = ks.find(key, 0, key.length);
+    if (id >= 0) ks.remove(id);
+  }
+
+  /** setKey: the value's bytes are copied in; the old deadline is dropped unless `keepDeadline`. */
+  function setString(key: Buffer, value: Uint8Array, keepDeadline = false): number {
+    return ks.setString(key, 0, key.length, value, 0, value.length, keepDeadline);
+  }
+
+  /**
+   * Right after lookupId() found a key holding a string: the bulk reply of its value, copied straight
+   * from the keyspace's record into the output (no view, no copy in between).
+   */
+  function replyFound(out: OutBuf): void {
+    const at = ks.foundValue;
+    writeBulkRange(out, ks.foundBuf, at, at + ks.foundLen);
+  }
+
+  function addObject(key: Buffer, obj: Obj): void {
+    ks.addObject(key, 0, key.length, obj);
   }
 
   // ---- connection / server ----------------------------------------------------------------
@@ -359,7 +389,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function dbsize(_args: Buffer[], out: OutBuf): void {
-    writeInteger(out, store.size);
+    writeInteger(out, ks.count);
   }
 
   function flush(args: Buffer[], out: OutBuf): void {
@@ -367,8 +397,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     if (args.length === 2 && (eqi(args[1], 'sync') || eqi(args[1], 'async'))) {
       /* both flush now: there is no background thread to hand the work to */
     } else if (args.length !== 1) return writeError(out, E_SYNTAX);
-    store.clear();
-    expires.clear();
+    ks.clear();
     sweepIter = null;
     out.bytes(RESP_OK);
   }
@@ -442,7 +471,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     if (keyspace) {
       if (s !== '') s += '\r\n';
       s += '# Keyspace\r\n';
-      if (store.size > 0) s += `db0:keys=${store.size},expires=${expires.size},avg_ttl=0\r\n`;
+      if (ks.count > 0) s += `db0:keys=${ks.count},expires=${ks.expiring.size},avg_ttl=0\r\n`;
     }
     writeBulk(out, s);
   }
@@ -450,9 +479,9 @@ export function createKv(opts: KvOptions = {}): KvApp {
   // ---- strings ------------------------------------------------------------------------------
 
   function get(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
-    if (v === undefined) out.bytes(RESP_NULL_BULK);
-    else if (v instanceof Uint8Array) writeBulk(out, v);
+    // foundLen is -1 for a key holding a list, set or hash.
+    if (lookupId(args[1]) < 0) out.bytes(RESP_NULL_BULK);
+    else if (ks.foundLen >= 0) replyFound(out);
     else writeError(out, E_WRONGTYPE);
   }
 
@@ -463,7 +492,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
 
   function set(args: Buffer[], out: OutBuf): void {
     const n = args.length;
-    const key = keyOf(args[1]);
+    const key = args[1];
     if (n === 3) {
       // The common case: no options. Overwriting needs no lookup (setKey drops any old deadline).
       setString(key, args[2]);
@@ -522,30 +551,28 @@ export function createKv(opts: KvOptions = {}): KvApp {
       if (!withGet) out.bytes(RESP_NULL_BULK);
       return;
     }
-    store.set(key, copyValue(args[2]));
-    if (expireArg !== null) expires.set(key, when);
-    else if (!keepttl && expires.size !== 0) expires.delete(key);
+    const id = setString(key, args[2], keepttl);
+    if (expireArg !== null) ks.setDeadline(id, when);
     if (!withGet) out.bytes(RESP_OK);
   }
 
   function mget(args: Buffer[], out: OutBuf): void {
     writeArrayHeader(out, args.length - 1);
     for (let i = 1; i < args.length; i++) {
-      const v = lookup(keyOf(args[i]));
       // MGET answers nil for a key of another type instead of failing.
-      if (v instanceof Uint8Array) writeBulk(out, v);
+      if (lookupId(args[i]) >= 0 && ks.foundLen >= 0) replyFound(out);
       else out.bytes(RESP_NULL_BULK);
     }
   }
 
   function mset(args: Buffer[], out: OutBuf): void {
     if (args.length % 2 === 0) return arityError(out, 'mset');
-    for (let i = 1; i < args.length; i += 2) setString(keyOf(args[i]), args[i + 1]);
+    for (let i = 1; i < args.length; i += 2) setString(args[i], args[i + 1]);
     out.bytes(RESP_OK);
   }
 
   /** incrDecrCommand (t_string.c): 64-bit signed arithmetic with Redis's overflow check. */
-  function incrDecr(key: string, incr: number | bigint, out: OutBuf): void {
+  function incrDecr(key: Buffer, incr: number | bigint, out: OutBuf): void {
     const v = lookup(key);
     let value: number | bigint = 0;
     if (v !== undefined) {
@@ -563,29 +590,29 @@ export function createKv(opts: KvOptions = {}): KvApp {
       result = r;
     }
     // dbOverwrite keeps the key's deadline.
-    store.set(key, Buffer.from(result.toString(), 'latin1'));
+    setString(key, Buffer.from(result.toString(), 'latin1'), true);
     writeInteger(out, result);
   }
 
   function incr(args: Buffer[], out: OutBuf): void {
-    incrDecr(keyOf(args[1]), 1, out);
+    incrDecr(args[1], 1, out);
   }
 
   function decr(args: Buffer[], out: OutBuf): void {
-    incrDecr(keyOf(args[1]), -1, out);
+    incrDecr(args[1], -1, out);
   }
 
   function incrby(args: Buffer[], out: OutBuf): void {
     const by = toLongLong(args[2]);
     if (by === null) return writeError(out, E_NOT_INT);
-    incrDecr(keyOf(args[1]), by, out);
+    incrDecr(args[1], by, out);
   }
 
   function decrby(args: Buffer[], out: OutBuf): void {
     const by = toLongLong(args[2]);
     if (by === null) return writeError(out, E_NOT_INT);
     if (by === LLONG_MIN) return writeError(out, E_DECR_OVERFLOW); // negating LLONG_MIN overflows
-    incrDecr(keyOf(args[1]), -by, out);
+    incrDecr(args[1], -by, out);
   }
 
   // ---- keys ---------------------------------------------------------------------------------
@@ -593,9 +620,9 @@ export function createKv(opts: KvOptions = {}): KvApp {
   function delCmd(args: Buffer[], out: OutBuf): void {
     let n = 0;
     for (let i = 1; i < args.length; i++) {
-      const k = keyOf(args[i]);
-      if (lookup(k) !== undefined) {
-        del(k);
+      const id = lookupId(args[i]);
+      if (id >= 0) {
+        ks.remove(id);
         n++;
       }
     }
@@ -604,12 +631,12 @@ export function createKv(opts: KvOptions = {}): KvApp {
 
   function exists(args: Buffer[], out: OutBuf): void {
     let n = 0;
-    for (let i = 1; i < args.length; i++) if (lookup(keyOf(args[i])) !== undefined) n++;
+    for (let i = 1; i < args.length; i++) if (lookupId(args[i]) >= 0) n++;
     writeInteger(out, n);
   }
 
   function type(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     writeSimple(out, v === undefined ? 'none' : typeName(v));
   }
 
@@ -648,10 +675,10 @@ export function createKv(opts: KvOptions = {}): KvApp {
     if (when > LLONG_MAX_NUM - base) return expireTimeError(out, fullname);
     when += base;
 
-    const key = keyOf(args[1]);
-    if (lookup(key) === undefined) return void out.bytes(RESP_ZERO);
+    const id = lookupId(args[1]);
+    if (id < 0) return void out.bytes(RESP_ZERO);
     if (flags !== 0) {
-      const current = expires.get(key) ?? -1;
+      const current = ks.deadline[id] === 0 ? -1 : ks.deadline[id];
       if (flags & EXPIRE_NX && current !== -1) return void out.bytes(RESP_ZERO);
       if (flags & EXPIRE_XX && current === -1) return void out.bytes(RESP_ZERO);
       // GT treats "no deadline" as infinite, so it always fails; LT always passes then.
@@ -659,36 +686,36 @@ export function createKv(opts: KvOptions = {}): KvApp {
       if (flags & EXPIRE_LT && current !== -1 && when >= current) return void out.bytes(RESP_ZERO);
     }
     // checkAlreadyExpired: a deadline not in the future deletes the key now.
-    if (when <= t) del(key);
-    else expires.set(key, when);
+    if (when <= t) ks.remove(id);
+    else ks.setDeadline(id, when);
     out.bytes(RESP_ONE);
   }
 
   function ttlGeneric(args: Buffer[], out: OutBuf, ms: boolean): void {
-    const key = keyOf(args[1]);
-    if (lookup(key) === undefined) return writeInteger(out, -2);
-    const when = expires.get(key);
-    if (when === undefined) return writeInteger(out, -1);
+    const id = lookupId(args[1]);
+    if (id < 0) return writeInteger(out, -2);
+    const when = ks.deadline[id];
+    if (when === 0) return writeInteger(out, -1);
     const ttl = Math.max(0, when - now());
     // TTL rounds to the nearest second: (ttl+500)/1000 in C integer division.
     writeInteger(out, ms ? ttl : Math.floor((ttl + 500) / 1000));
   }
 
   function persist(args: Buffer[], out: OutBuf): void {
-    const key = keyOf(args[1]);
-    if (lookup(key) === undefined) return void out.bytes(RESP_ZERO);
-    out.bytes(expires.delete(key) ? RESP_ONE : RESP_ZERO);
+    const id = lookupId(args[1]);
+    if (id < 0) return void out.bytes(RESP_ZERO);
+    out.bytes(ks.clearDeadline(id) ? RESP_ONE : RESP_ZERO);
   }
 
   // ---- lists --------------------------------------------------------------------------------
 
   function push(args: Buffer[], out: OutBuf, front: boolean): void {
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     let list: List;
     if (v === undefined) {
       list = new List();
-      store.set(key, list);
+      addObject(key, list);
     } else if (v instanceof List) list = v;
     else return writeError(out, E_WRONGTYPE);
     for (let i = 2; i < args.length; i++) {
@@ -720,7 +747,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
       count = positiveCount(out, args[2]);
       if (count < 0) return;
     }
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     if (v === undefined) return void out.bytes(hasCount ? RESP_NULL_ARRAY : RESP_NULL_BULK);
     if (!(v instanceof List)) return writeError(out, E_WRONGTYPE);
@@ -738,7 +765,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     let start = string2ll(args[2], 0, args[2].length);
     let end = string2ll(args[3], 0, args[3].length);
     if (start !== start || end !== end) return writeError(out, E_NOT_INT);
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_EMPTY_ARRAY);
     if (!(v instanceof List)) return writeError(out, E_WRONGTYPE);
     // listRangeCommand / addListRangeReply index rules.
@@ -753,7 +780,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function llen(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof List)) return writeError(out, E_WRONGTYPE);
     writeInteger(out, v.length);
@@ -762,12 +789,12 @@ export function createKv(opts: KvOptions = {}): KvApp {
   // ---- sets ---------------------------------------------------------------------------------
 
   function sadd(args: Buffer[], out: OutBuf): void {
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     let set: Set<string>;
     if (v === undefined) {
       set = new Set();
-      store.set(key, set);
+      addObject(key, set);
     } else if (v instanceof Set) set = v;
     else return writeError(out, E_WRONGTYPE);
     let added = 0;
@@ -782,7 +809,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function srem(args: Buffer[], out: OutBuf): void {
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof Set)) return writeError(out, E_WRONGTYPE);
@@ -793,21 +820,21 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function scard(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof Set)) return writeError(out, E_WRONGTYPE);
     writeInteger(out, v.size);
   }
 
   function sismember(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof Set)) return writeError(out, E_WRONGTYPE);
     out.bytes(v.has(keyOf(args[2])) ? RESP_ONE : RESP_ZERO);
   }
 
   function smembers(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_EMPTY_ARRAY);
     if (!(v instanceof Set)) return writeError(out, E_WRONGTYPE);
     writeArrayHeader(out, v.size);
@@ -817,7 +844,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
   /** SPOP pops an arbitrary member (the oldest; Redis picks a random one). */
   function spop(args: Buffer[], out: OutBuf): void {
     if (args.length > 3) return writeError(out, E_SYNTAX);
-    const key = keyOf(args[1]);
+    const key = args[1];
     if (args.length === 3) {
       const count = positiveCount(out, args[2]);
       if (count < 0) return;
@@ -848,12 +875,12 @@ export function createKv(opts: KvOptions = {}): KvApp {
 
   function hset(args: Buffer[], out: OutBuf): void {
     if (args.length % 2 === 1) return arityError(out, 'hset');
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     let h: Map<string, Buffer>;
     if (v === undefined) {
       h = new Map();
-      store.set(key, h);
+      addObject(key, h);
     } else if (v instanceof Map) h = v;
     else return writeError(out, E_WRONGTYPE);
     let created = 0;
@@ -866,14 +893,14 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function hget(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_NULL_BULK);
     if (!(v instanceof Map)) return writeError(out, E_WRONGTYPE);
     writeBulk(out, v.get(keyOf(args[2])) ?? null);
   }
 
   function hdel(args: Buffer[], out: OutBuf): void {
-    const key = keyOf(args[1]);
+    const key = args[1];
     const v = lookup(key);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof Map)) return writeError(out, E_WRONGTYPE);
@@ -884,14 +911,14 @@ export function createKv(opts: KvOptions = {}): KvApp {
   }
 
   function hlen(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_ZERO);
     if (!(v instanceof Map)) return writeError(out, E_WRONGTYPE);
     writeInteger(out, v.size);
   }
 
   function hgetall(args: Buffer[], out: OutBuf): void {
-    const v = lookup(keyOf(args[1]));
+    const v = lookup(args[1]);
     if (v === undefined) return void out.bytes(RESP_EMPTY_ARRAY);
     if (!(v instanceof Map)) return writeError(out, E_WRONGTYPE);
     writeArrayHeader(out, v.size * 2);
@@ -1112,12 +1139,12 @@ export function createKv(opts: KvOptions = {}): KvApp {
       return cmd.fn(args, out);
     },
     sweep(at?: number, budget = 256): number {
-      if (expires.size === 0) {
+      if (ks.expiring.size === 0) {
         sweepIter = null;
         return 0;
       }
       const t = at ?? now();
-      if (sweepIter === null) sweepIter = expires.keys();
+      if (sweepIter === null) sweepIter = ks.expiring.values();
       let removed = 0;
       for (let i = 0; i < budget; i++) {
         const r = sweepIter.next();
@@ -1125,20 +1152,19 @@ export function createKv(opts: KvOptions = {}): KvApp {
           sweepIter = null; // a full pass is done; the next call starts another
           break;
         }
-        const when = expires.get(r.value);
-        if (when !== undefined && t > when) {
-          expires.delete(r.value);
-          store.delete(r.value);
+        // An id is in `expiring` only while its key has a deadline (remove() takes it out).
+        if (t > ks.deadline[r.value]) {
+          ks.remove(r.value);
           removed++;
         }
       }
       return removed;
     },
     get size() {
-      return store.size;
+      return ks.count;
     },
     get expiring() {
-      return expires.size;
+      return ks.expiring.size;
     },
   };
   return app;

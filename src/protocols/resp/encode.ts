@@ -144,13 +144,24 @@ export function writeBulk(out: OutBuf, b: Buffer | Uint8Array | string | null): 
   out.buf[out.len++] = LF;
 }
 
-/** A bulk holding `buf[start..end)` without making a view (for apps that reply with part of a value). */
-export function writeBulkRange(out: OutBuf, buf: Buffer, start: number, end: number): void {
+/**
+ * A bulk holding `buf[start..end)` without making a view (kv's GET copies values from its records
+ * this way). Short values are copied with a loop: below ~48 bytes that is about twice as fast as the
+ * native `copy`, whose fixed cost was ~2% of kv's CPU under redis-benchmark -d 3.
+ */
+export function writeBulkRange(out: OutBuf, buf: Uint8Array, start: number, end: number): void {
   const n = end - start;
   writeHeader(out, 36, n, n + 2);
-  out.len += buf.copy(out.buf, out.len, start, end);
-  out.buf[out.len++] = CR;
-  out.buf[out.len++] = LF;
+  const b = out.buf;
+  let p = out.len;
+  if (n <= 48) for (let i = start; i < end; i++) b[p++] = buf[i];
+  else {
+    b.set(buf.subarray(start, end), p);
+    p += n;
+  }
+  b[p++] = CR;
+  b[p++] = LF;
+  out.len = p;
 }
 
 /** `*<n>\r\n`; a negative n writes the null array `*-1\r\n`. The n elements follow. */
