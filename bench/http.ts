@@ -6,14 +6,19 @@
  * counts. Prints req/s, the server's CPU time per request (which ranks servers even when the client
  * is the bottleneck), and the ratios issue 7 sets targets for (epoll >= 1.0x nginx, io_uring >= 1.1x
  * epoll, both >= 2.5x node:http). `--pipeline 16` sends 16 requests per round trip (a wrk Lua script).
+ * `--baseline <dir>` adds the epoll and io_uring rows of another build (its `dist` directory, e.g. a
+ * copy made before a change) to the same interleaved rounds: a before/after comparison that a busy
+ * machine cannot skew one way, since both sides see the same moments.
  *
- *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only epoll] [--json]
+ *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only epoll]
+ *                         [--baseline /tmp/iolab-before/dist] [--json]
  */
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
@@ -29,6 +34,7 @@ const { values } = parseArgs({
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     only: { type: 'string' },
+    baseline: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -73,6 +79,29 @@ const servers: Server[] = [
     },
   },
 ];
+
+// Another build's CLI (--baseline): started as startIolab() starts this one.
+if (values.baseline) {
+  const dir = resolve(values.baseline);
+  const cli = [join(dir, 'src/cli/main.js'), join(dir, 'dist/src/cli/main.js')].find((f) => existsSync(f));
+  if (!cli) {
+    process.stderr.write(`--baseline ${values.baseline}: no src/cli/main.js there (give a build's dist directory)\n`);
+    process.exit(2);
+  }
+  for (const engine of ['epoll', 'io_uring']) {
+    servers.push({
+      name: `iolab ${engine} (baseline)`,
+      async start() {
+        const child = spawnPinned(SCPU, process.execPath, [cli, 'serve', '--port', '0', '--json', '--quiet', '--engine', engine, '--app', 'hello'], { stdio: 'pipe' });
+        const line = await new Promise<string>((res, rej) => {
+          createInterface({ input: child.stdout! }).once('line', res);
+          child.once('exit', (code) => rej(new Error(`baseline iolab serve exited with ${code}`)));
+        });
+        return { port: (JSON.parse(line) as { port: number }).port, child, pids: () => [child.pid!] };
+      },
+    });
+  }
+}
 
 // nginx from the lab's peer config (one worker, epoll, the hello body from memory): one config for every bench.
 const nginxPeer = peerByName('nginx')!;
@@ -145,8 +174,9 @@ try {
 }
 const rows: Row[] = running.map((r) => ({ name: r.srv.name, rps: median(r.rps), cpuUsPerReq: median(r.cpu), runs: r.rps, errors: r.errors }));
 
-const by = (n: string): Row | undefined => rows.find((r) => r.name.startsWith(n));
+const by = (n: string): Row | undefined => rows.find((r) => r.name === n || (r.name.startsWith(`${n} (`) && !r.name.endsWith('(baseline)')));
 const epoll = by('iolab epoll'), uring = by('iolab io_uring'), node = by('node:http'), nginx = by('nginx');
+const epollBase = rows.find((r) => r.name === 'iolab epoll (baseline)'), uringBase = rows.find((r) => r.name === 'iolab io_uring (baseline)');
 const ratios: { what: string; rps: number; cpu: number; target: number | null }[] = [];
 const pair = (what: string, a: Row | undefined, b: Row | undefined, target: number | null): void => {
   if (a && b) ratios.push({ what, rps: a.rps / b.rps, cpu: b.cpuUsPerReq / a.cpuUsPerReq, target });
@@ -156,18 +186,20 @@ pair('io_uring / nginx', uring, nginx, null);
 pair('io_uring / epoll', uring, epoll, PIPELINE === 1 ? 1.1 : null);
 pair('epoll / node:http', epoll, node, PIPELINE === 1 ? 2.5 : null);
 pair('io_uring / node:http', uring, node, PIPELINE === 1 ? 2.5 : null);
+pair('epoll / its baseline', epoll, epollBase, null);
+pair('io_uring / its baseline', uring, uringBase, null);
 
 if (values.json) {
   process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPELINE, rows, ratios }, null, 2) + '\n');
 } else {
   process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s${PIPELINE > 1 ? ` pipeline ${PIPELINE}` : ''}, median of ${RUNS} interleaved rounds; servers on CPU ${SCPU}, wrk on CPU ${CCPU}\n`);
-  process.stdout.write(`${'server'.padEnd(20)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)}   runs\n`);
+  process.stdout.write(`${'server'.padEnd(26)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)}   runs\n`);
   for (const r of rows) {
-    process.stdout.write(`${r.name.padEnd(20)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
+    process.stdout.write(`${r.name.padEnd(26)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
   }
-  process.stdout.write(`\n${'ratio'.padEnd(22)} ${'req/s'.padStart(7)} ${'1/CPU'.padStart(7)}  target (req/s)\n`);
+  process.stdout.write(`\n${'ratio'.padEnd(24)} ${'req/s'.padStart(7)} ${'1/CPU'.padStart(7)}  target (req/s)\n`);
   for (const x of ratios) {
     const t = x.target === null ? '' : `>= ${x.target.toFixed(1)}x ${x.rps >= x.target ? 'met' : 'missed'}`;
-    process.stdout.write(`${x.what.padEnd(22)} ${(x.rps.toFixed(2) + 'x').padStart(7)} ${(x.cpu.toFixed(2) + 'x').padStart(7)}  ${t}\n`);
+    process.stdout.write(`${x.what.padEnd(24)} ${(x.rps.toFixed(2) + 'x').padStart(7)} ${(x.cpu.toFixed(2) + 'x').padStart(7)}  ${t}\n`);
   }
 }

@@ -46,6 +46,7 @@
  * connection is gone (a cancelled recv, a send cut short by a reset) is recognised as stale; its
  * buffer or send slot is still returned.
  */
+import { performance } from 'node:perf_hooks';
 import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { SPLICE_F_MOVE, SPLICE_F_NONBLOCK, type FileSend } from '../../sys/file.js';
 import { OutBuf } from '../../protocols/outbuf.js';
@@ -324,6 +325,7 @@ export class UringLoop {
         this.ring.submitAndWait(1, timeout);
         this.wakeups++;
         this.now = performance.now();
+        this.service.tick(this.now); // the feeds of this turn time themselves from this reading
         this.reap();
         if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.pendingAsync > 0) break;
@@ -337,6 +339,9 @@ export class UringLoop {
       }
       this.rejectDone(e);
       return;
+    } finally {
+      // Feeds outside a turn (an async reply settling) read the clock themselves.
+      this.service.tick(NaN);
     }
     setImmediate(this.turn);
   };
@@ -947,6 +952,7 @@ export class UringLoop {
   private shutdownNow(): void {
     if (this.closed) return;
     this.closed = true;
+    this.service.tick(NaN); // the drain below reaps outside the turn's clock
     for (let fd = 0; fd < this.flags.length; fd++) if (this.flags[fd]! & F_OPEN) this.closeConn(fd);
     this.closeListener();
     // Cancel whatever is left and wait (bounded) for the kernel to finish with our buffers before

@@ -14,6 +14,7 @@
  * (a file body still being sent, after `outq`). An idle connection holds none, so it costs a few
  * bytes of tables, no buffers.
  */
+import { performance } from 'node:perf_hooks';
 import { FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
@@ -201,6 +202,7 @@ export class Reactor {
         const n = this.poller.wait(timeout);
         this.wakeups++;
         this.now = performance.now();
+        this.service.tick(this.now); // the feeds of this turn time themselves from this reading
         if (n > 0) this.dispatch(n);
         if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.acceptPausedUntil !== 0 && this.now >= this.acceptPausedUntil) {
@@ -215,6 +217,9 @@ export class Reactor {
       this.rejectDone(e); // before shutdownNow(), whose resolve would otherwise swallow the error
       this.shutdownNow();
       return;
+    } finally {
+      // Feeds outside a turn (an async reply settling) read the clock themselves.
+      this.service.tick(NaN);
     }
     setImmediate(this.turn);
   };

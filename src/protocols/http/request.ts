@@ -37,7 +37,12 @@
  *
  * The returned request never aliases `buf` (strings and a copied body), so the engine may reuse its
  * input buffer as soon as this returns, even while an async handler still holds the request.
+ *
+ * Cost: the scan (scanRequest) allocates nothing; the strings of the HttpRequest (scannedRequest)
+ * come from intern.ts, so a client that repeats its target and header values costs no string per
+ * request, only the request object and its header list.
  */
+import { latin1, latin1Lower } from './intern.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, type HttpRequest, type HttpRequestParse } from './types.js';
 
 const HT = 9;
@@ -331,6 +336,8 @@ function copyChunks(buf: Buffer, p: number, total: number): Buffer {
 
 const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'] as const;
 const METHOD_BYTES = METHODS.map(bytes);
+/** Index of HEAD in METHODS (RequestScan.method). */
+export const M_HEAD = 2;
 
 /**
  * Field offsets recorded by the scan, 4 per field: name start; name end, or -1-id for a known name,
@@ -339,18 +346,58 @@ const METHOD_BYTES = METHODS.map(bytes);
 let offs = new Int32Array(4 * 128);
 
 /**
+ * What scanRequest() found, as offsets into the buffer it scanned: valid until the next call (the
+ * parser is synchronous and never re-entered, so one object serves every call: no allocation).
+ */
+export const rq = {
+  mStart: 0,
+  mEnd: 0,
+  /** Index in METHODS (GET, POST, HEAD ...), or -1 for another token. */
+  method: -1,
+  tStart: 0,
+  tEnd: 0,
+  minor: 1 as 0 | 1,
+  /** Header fields, 4 entries each in `offs`. */
+  fields: 0,
+  keepAlive: true,
+  body: EMPTY_BODY,
+  /** On BAD: the status to answer and why. */
+  status: 400,
+  reason: '',
+};
+
+function reject(status: number, reason: string): number {
+  rq.status = status;
+  rq.reason = reason;
+  return BAD;
+}
+
+/**
  * Parse the first request in buf[start, end). See the file comment for the rules and the returned
  * shapes; `next` is the absolute offset just past the request (pipelined requests follow it).
  */
 export function parseRequest(buf: Buffer, start: number, end: number, limits: HttpLimits = DEFAULT_HTTP_LIMITS): HttpRequestParse {
+  const next = scanRequest(buf, start, end, limits);
+  if (next === NEED_MORE) return INCOMPLETE;
+  if (next === BAD) return fail(rq.status, rq.reason);
+  return { kind: 'request', request: scannedRequest(buf), next };
+}
+
+/**
+ * The scan under parseRequest(), without the result objects: returns the absolute offset just past
+ * the first request in buf[start, end) with its parts in `rq`, NEED_MORE, or BAD with `rq.status`
+ * and `rq.reason`. scannedRequest() then makes the HttpRequest. The server's Service calls the two
+ * directly (apps/service.ts), so a request costs the HttpRequest it hands the app and nothing else.
+ */
+export function scanRequest(buf: Buffer, start: number, end: number, limits: HttpLimits): number {
   const hMax = start + limits.maxHeaderBytes;
   const hLim = end < hMax ? end : hMax;
   let p = start;
 
   // RFC 9112 §2.2: "SHOULD ignore at least one empty line (CRLF) received prior to the request-line".
   while (p < hLim && buf[p] === CR) {
-    if (p + 1 >= hLim) return p + 1 >= hMax ? fail(431, 'header section too large') : INCOMPLETE;
-    if (buf[p + 1] !== LF) return fail(400, 'bare CR');
+    if (p + 1 >= hLim) return p + 1 >= hMax ? reject(431, 'header section too large') : NEED_MORE;
+    if (buf[p + 1] !== LF) return reject(400, 'bare CR');
     p += 2;
   }
 
@@ -362,30 +409,33 @@ export function parseRequest(buf: Buffer, start: number, end: number, limits: Ht
   const mStart = p;
   while (p < lim && TCHAR[buf[p]!] === 1) p++;
   if (p >= lim) return short(p, rlMax, hMax);
-  if (buf[p] !== SP || p === mStart) return fail(400, 'invalid method');
+  if (buf[p] !== SP || p === mStart) return reject(400, 'invalid method');
   const mEnd = p++;
 
   const tStart = p;
   let c = 0;
   while (p < lim && (c = buf[p]!) > SP && c !== DEL) p++;
   if (p >= lim) return short(p, rlMax, hMax);
-  if (c !== SP) return fail(400, c === CR || c === LF ? 'missing HTTP version' : 'invalid character in request target');
-  if (p === tStart) return fail(400, 'empty request target');
+  if (c !== SP) return reject(400, c === CR || c === LF ? 'missing HTTP version' : 'invalid character in request target');
+  if (p === tStart) return reject(400, 'empty request target');
   const tEnd = p++;
 
   // HTTP-version = "HTTP/" DIGIT "." DIGIT, then CRLF: 10 bytes, checked one by one so that junk
   // fails now rather than after a timeout.
   const vStart = p;
-  for (let k = 0; k < 10; k++, p++) {
+  // `HTTP/1.1` CRLF, what nearly every request says, checked in one expression first.
+  if (p + 10 <= lim && buf[p] === 72 && buf[p + 1] === 84 && buf[p + 2] === 84 && buf[p + 3] === 80 && buf[p + 4] === 47 &&
+    buf[p + 5] === 49 && buf[p + 6] === 46 && buf[p + 7] === 49 && buf[p + 8] === CR && buf[p + 9] === LF) p += 10;
+  else for (let k = 0; k < 10; k++, p++) {
     if (p >= lim) return short(p, rlMax, hMax);
     c = buf[p]!;
     if (k < 5 ? c !== HTTP_SLASH[k] : k === 5 || k === 7 ? c < 48 || c > 57 : k === 6 ? c !== 46 : k === 8 ? c !== CR : c !== LF) {
-      if (k === 8 && c === LF) return fail(400, 'bare LF');
-      if (k === 9) return fail(400, 'bare CR');
-      return fail(400, 'invalid HTTP version');
+      if (k === 8 && c === LF) return reject(400, 'bare LF');
+      if (k === 9) return reject(400, 'bare CR');
+      return reject(400, 'invalid HTTP version');
     }
   }
-  if (buf[vStart + 5] !== 49 || buf[vStart + 7]! > 49) return fail(505, 'HTTP version not supported');
+  if (buf[vStart + 5] !== 49 || buf[vStart + 7]! > 49) return reject(505, 'HTTP version not supported');
   const minor: 0 | 1 = buf[vStart + 7] === 49 ? 1 : 0;
 
   // Header section. Offsets are recorded now and turned into strings only once it is complete.
@@ -399,18 +449,18 @@ export function parseRequest(buf: Buffer, start: number, end: number, limits: Ht
   let hosts = 0;
   let conn = 0;
   for (;;) {
-    if (p >= hLim) return p >= hMax ? fail(431, 'header section too large') : INCOMPLETE;
+    if (p >= hLim) return p >= hMax ? reject(431, 'header section too large') : NEED_MORE;
     if (buf[p] === CR) {
-      if (p + 1 >= hLim) return p + 1 >= hMax ? fail(431, 'header section too large') : INCOMPLETE;
-      if (buf[p + 1] !== LF) return fail(400, 'bare CR');
+      if (p + 1 >= hLim) return p + 1 >= hMax ? reject(431, 'header section too large') : NEED_MORE;
+      if (buf[p + 1] !== LF) return reject(400, 'bare CR');
       p += 2;
       break;
     }
-    if (n === maxHeaders) return fail(431, 'too many header fields');
+    if (n === maxHeaders) return reject(431, 'too many header fields');
     const q = scanField(buf, p, hLim);
     if (q < 0) {
-      if (q === BAD) return fail(400, scan.reason);
-      return hLim >= hMax ? fail(431, 'header section too large') : INCOMPLETE;
+      if (q === BAD) return reject(400, scan.reason);
+      return hLim >= hMax ? reject(431, 'header section too large') : NEED_MORE;
     }
     const ne = scan.nameEnd;
     const vs = scan.valueStart;
@@ -424,16 +474,16 @@ export function parseRequest(buf: Buffer, start: number, end: number, limits: Ht
     if (id >= 0 && id <= H_CONNECTION) {
       if (id === H_HOST) {
         // RFC 9112 §3.2: more than one Host is a 400.
-        if (++hosts > 1) return fail(400, 'duplicate Host header');
+        if (++hosts > 1) return reject(400, 'duplicate Host header');
       } else if (id === H_CONTENT_LENGTH) {
-        if (contentLength !== -1) return fail(400, 'duplicate Content-Length');
-        if (vs === ve) return fail(400, 'empty Content-Length');
+        if (contentLength !== -1) return reject(400, 'duplicate Content-Length');
+        if (vs === ve) return reject(400, 'empty Content-Length');
         let v = 0;
         for (let i = vs; i < ve; i++) {
           const d = buf[i]! - 48;
-          if (d < 0 || d > 9) return fail(400, 'invalid Content-Length');
+          if (d < 0 || d > 9) return reject(400, 'invalid Content-Length');
           v = v * 10 + d;
-          if (v > MAX_SAFE) return fail(400, 'Content-Length overflow');
+          if (v > MAX_SAFE) return reject(400, 'Content-Length overflow');
         }
         contentLength = v;
       } else if (id === H_TRANSFER_ENCODING) {
@@ -450,76 +500,92 @@ export function parseRequest(buf: Buffer, start: number, end: number, limits: Ht
 
   // Framing (RFC 9112 §6.3), decided once the header section is complete.
   if (te) {
-    if (contentLength !== -1) return fail(400, 'Content-Length with Transfer-Encoding');
-    if (minor === 0) return fail(400, 'Transfer-Encoding in HTTP/1.0');
-    if (teOther) return fail(501, 'unsupported Transfer-Encoding');
+    if (contentLength !== -1) return reject(400, 'Content-Length with Transfer-Encoding');
+    if (minor === 0) return reject(400, 'Transfer-Encoding in HTTP/1.0');
+    if (teOther) return reject(501, 'unsupported Transfer-Encoding');
     // RFC 9112 §6.1: chunked MUST NOT be applied more than once; an empty list names no coding.
-    if (teChunked !== 1) return fail(400, 'invalid Transfer-Encoding');
+    if (teChunked !== 1) return reject(400, 'invalid Transfer-Encoding');
   }
-  if (minor === 1 && hosts === 0) return fail(400, 'missing Host header');
+  if (minor === 1 && hosts === 0) return reject(400, 'missing Host header');
 
   let body = EMPTY_BODY;
   let next = p;
   if (te) {
     const q = decodeChunked(buf, p, end, limits.maxBody, limits.maxHeaderBytes, maxHeaders);
-    if (q === NEED_MORE) return INCOMPLETE;
-    if (q === BAD) return fail(scan.status, scan.reason);
+    if (q === NEED_MORE) return NEED_MORE;
+    if (q === BAD) return reject(scan.status, scan.reason);
     body = scan.body;
     next = q;
   } else if (contentLength > 0) {
-    if (contentLength > limits.maxBody) return fail(413, 'body too large');
+    if (contentLength > limits.maxBody) return reject(413, 'body too large');
     next = p + contentLength;
-    if (next > end) return INCOMPLETE;
+    if (next > end) return NEED_MORE;
     body = Buffer.allocUnsafe(contentLength);
     buf.copy(body, 0, p, next);
   }
 
-  // One latin1 string for the whole head, then substrings: a native call per field costs ~80 ns,
-  // a substring ~10 (measured on Node 20).
-  const head = (buf as FastBuffer).latin1Slice(start, p);
+  rq.mStart = mStart;
+  rq.mEnd = mEnd;
+  rq.method = methodIndex(buf, mStart, mEnd);
+  rq.tStart = tStart;
+  rq.tEnd = tEnd;
+  rq.minor = minor;
+  rq.fields = n;
+  // RFC 9112 §9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive" (§9.3 / RFC 2068).
+  rq.keepAlive = (conn & 1) === 0 && (minor === 1 || (conn & 2) !== 0);
+  rq.body = body;
+  return next;
+}
+
+/**
+ * The HttpRequest for what scanRequest() just found in `buf`. It never aliases `buf` (strings and
+ * a copied body), so the engine may reuse its input buffer as soon as this returns, even while an
+ * async handler still holds the request. Its strings come from intern.ts: a client that repeats
+ * its target and header values (every benchmark client, most browsers) gets strings made once.
+ */
+export function scannedRequest(buf: Buffer): HttpRequest {
+  const n = rq.fields;
   const headers: string[] = new Array(n * 2);
   for (let k = 0; k < n; k++) {
     const o = k * 4;
     const ns = offs[o]!;
     const ne = offs[o + 1]!;
-    headers[2 * k] =
-      ne < 0 && ne > -1000 ? KNOWN_NAMES[-1 - ne]! : ne <= -1000 ? head.substring(ns - start, -1000 - ne - start).toLowerCase() : head.substring(ns - start, ne - start);
+    headers[2 * k] = ne >= 0 ? latin1(buf, ns, ne) : ne > -1000 ? KNOWN_NAMES[-1 - ne]! : latin1Lower(buf, ns, -1000 - ne);
     const vs = offs[o + 2]!;
     const ve = offs[o + 3]!;
-    headers[2 * k + 1] = vs === ve ? '' : head.substring(vs - start, ve - start);
+    headers[2 * k + 1] = vs === ve ? '' : latin1(buf, vs, ve);
   }
-
-  const request: HttpRequest = {
-    method: methodName(buf, mStart, mEnd, head, start),
-    target: head.substring(tStart - start, tEnd - start),
-    versionMinor: minor,
+  const m = rq.method;
+  return {
+    method: m >= 0 ? METHODS[m]! : latin1(buf, rq.mStart, rq.mEnd),
+    target: latin1(buf, rq.tStart, rq.tEnd),
+    versionMinor: rq.minor,
     headers,
-    body,
-    // RFC 9112 §9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive" (§9.3 / RFC 2068).
-    keepAlive: (conn & 1) === 0 && (minor === 1 || (conn & 2) !== 0),
+    body: rq.body,
+    keepAlive: rq.keepAlive,
   };
-  return { kind: 'request', request, next };
 }
 
 const HTTP_SLASH = bytes('HTTP/');
 
 /** The scan stopped at `p` without finishing the request line: over a limit, or just not here yet. */
-function short(p: number, rlMax: number, hMax: number): HttpRequestParse {
-  if (p >= rlMax) return fail(414, 'request line too long');
-  if (p >= hMax) return fail(431, 'header section too large');
-  return INCOMPLETE;
+function short(p: number, rlMax: number, hMax: number): number {
+  if (p >= rlMax) return reject(414, 'request line too long');
+  if (p >= hMax) return reject(431, 'header section too large');
+  return NEED_MORE;
 }
 
-function methodName(buf: Buffer, a: number, b: number, head: string, start: number): string {
+/** Index in METHODS of the method token buf[a, b) (case-sensitive, RFC 9110 §9.1), or -1. */
+function methodIndex(buf: Buffer, a: number, b: number): number {
   const n = b - a;
   for (let k = 0; k < METHODS.length; k++) {
     const m = METHOD_BYTES[k]!;
     if (m.length !== n) continue;
     let j = 0;
     while (j < n && buf[a + j] === m[j]) j++;
-    if (j === n) return METHODS[k]!;
+    if (j === n) return k;
   }
-  return head.substring(a - start, b - start);
+  return -1;
 }
 
 /** Node's Buffer has latin1Slice (what toString('latin1') calls after argument checks); @types/node omits it. */

@@ -64,6 +64,11 @@ export interface PreparedHead {
   readonly head: Buffer;
   /** The blank line, then the body (a HEAD response writes only the first 2 bytes). */
   readonly tail: Buffer;
+  /**
+   * head + Date + tail, what an HTTP/1.1 keep-alive request gets, and the Date line it holds: the one
+   * mutable part, rebuilt by writeResponse() when the Date line changes (once a second).
+   */
+  readonly whole: { date: Buffer | null; bytes: Buffer };
 }
 
 export type HttpResponseParse =
