@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { EngineStats } from '../engines/types.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 

@@ -19,6 +19,7 @@ import {
   ffi, getrlimit, AF_INET,
 } from '../sys/index.js';
 import type { Endpoint, IoBackend, IoSink } from './io.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const READ_SIZE = 64 * 1024;
 const MAX_EVENTS = 1024;

@@ -33,6 +33,7 @@ import { LatencyRecorder, encodeHistogram } from './histogram.js';
 import { createIo, type Endpoint, type IoBackend, type IoSink } from './io.js';
 import type { ResolvedOptions } from './options.js';
 import { createWorkload, type Workload } from './workload.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const YIELD_MS = 50;
 /** How often in-flight requests and connects are checked against their timeouts. */

@@ -13,6 +13,7 @@ import { LoadLoop, type ProcResult, type ProcShare, type ProgressSnapshot } from
 import type { ResolvedOptions } from './options.js';
 import { mergeResults, type LoadResult } from './result.js';
 import hdr from 'hdr-histogram-js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 /** Summed over processes, once per progress interval. */
 export interface LoadProgress {

@@ -55,6 +55,7 @@ import {
   type IoUringSupport,
 } from '../sys/io_uring.js';
 import type { Endpoint, IoBackend, IoSink } from './io.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 /**
  * enum io_uring_op (include/uapi/linux/io_uring.h): IORING_OP_CONNECT, 5.5. The probe does not list

@@ -33,6 +33,7 @@ import { threadId } from 'node:worker_threads';
 import { SYSCALLS, type SyscallName } from './counters.js';
 import { EAGAIN, EINTR, SyscallError, errnoName } from './errno.js';
 import { EPOLL_EVENT_DATA, EPOLL_EVENT_SIZE, POLLFD_SIZE } from './structs.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 /** Names a record can carry: every syscall binding, then the sub-records. */
 export const TRACE_NAMES = [...SYSCALLS, 'sqe', 'cqe', 'ready', 'aio_done'] as const;

@@ -36,6 +36,7 @@ import {
 } from '../../sys/index.js';
 import { AioQueue, LIO_READ, LIO_WRITE, aioInit, bufferAddress } from '../../sys/aio.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const READ_SIZE = 64 * 1024;
 /** Yield to Node's loop (signals, timers, promises) at least this often, as the reactor does. */

@@ -29,6 +29,7 @@ import { statusText } from '../../protocols/http/response.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, type HttpRequest, type HttpResponse } from '../../protocols/http/types.js';
 import { listenTcp, nanosleep } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const EMPTY = Buffer.alloc(0);
 const ERROR_500: HttpResponse = Object.freeze({ status: 500, headers: [['Content-Type', 'text/plain']] as const, body: 'Internal Server Error\n' });

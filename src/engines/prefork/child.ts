@@ -17,6 +17,7 @@ import {
 } from '../../sys/index.js';
 import { BlockingConn, ROW_WAKEUPS, ROW_WIDTH, publishSyscalls } from '../threads/blocking.js';
 import type { ChildConfig, FromChild, ToChild } from './messages.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 /** The listening socket, placed at fd 3 by the parent's stdio array. */
 const LISTEN_FD = 3;

@@ -31,6 +31,7 @@ import {
   meminfo, rowSyscalls, rssOf, setTimeoutOpt,
 } from '../threads/blocking.js';
 import type { ChildConfig, FromChild, ToChild } from './messages.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 const DEFAULT_PROCS = 4;
 const HARD_CAP = 1000;

@@ -51,6 +51,7 @@ import {
 import type { FileSend } from '../../sys/file.js';
 import { COPY_CHUNK, FILE_BLOCKED, FILE_DONE, pumpFile } from '../filebody.js';
 import type { ConnectionLimits } from '../types.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 // ---- a stats row: the same layout in every thread and process ----
 export const ROW_REQUESTS = 0;

@@ -57,6 +57,7 @@ import {
   PARK_LINGER, PARK_READ, PARK_WAKING, START_FDS, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
   handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread, type ToConnThread,
 } from './shared.js';
+import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
 /** No more connection threads than this, whatever the memory (env IOLAB_THREAD_CAP lowers it). */
 const HARD_CAP = 2000;
