@@ -4,7 +4,8 @@
  * the other. All servers start first; then each round measures every server once, in turn, so a noisy
  * moment of a shared machine lands on all of them rather than on one; the median of `--runs` rounds
  * counts. Prints req/s, the server's CPU time per request (which ranks servers even when the client
- * is the bottleneck), and the ratios issue 7 sets targets for (epoll >= 1.0x nginx, io_uring >= 1.1x
+ * is the bottleneck) with its user-space part (the server's own code; the rest is the kernel's
+ * TCP, about the same for every server), and the ratios issue 7 sets targets for (epoll >= 1.0x nginx, io_uring >= 1.1x
  * epoll, both >= 2.5x node:http). `--pipeline 16` sends 16 requests per round trip (a wrk Lua script).
  * `--baseline <dir>` adds the epoll and io_uring rows of another build (its `dist` directory, e.g. a
  * copy made before a change) to the same interleaved rounds: a before/after comparison that a busy
@@ -22,7 +23,8 @@ import { join, resolve } from 'node:path';
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort, usageOnHelp } from './lib/util.js';
+import { sampleTree } from '../src/probe/index.js';
+import { freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort, usageOnHelp } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -144,24 +146,37 @@ function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: s
   });
 }
 
-interface Row { name: string; rps: number; cpuUsPerReq: number; runs: number[]; errors: string }
+/** CPU seconds of a set of process trees: [user + system, user]. */
+function cpuOf(pids: number[]): [number, number] {
+  let all = 0, user = 0;
+  for (const p of pids) {
+    const t = sampleTree(p);
+    all += t.cpuUserS + t.cpuSysS;
+    user += t.cpuUserS;
+  }
+  return [all, user];
+}
+
+/** cpuUsPerReq: user + system; userUsPerReq: user only (the server's own code, where the kernel's TCP is not). */
+interface Row { name: string; rps: number; cpuUsPerReq: number; userUsPerReq: number; runs: number[]; errors: string }
 type Started = Awaited<ReturnType<Server['start']>>;
-const running: { srv: Server; s: Started; rps: number[]; cpu: number[]; errors: string }[] = [];
+const running: { srv: Server; s: Started; rps: number[]; cpu: number[]; user: number[]; errors: string }[] = [];
 try {
   for (const srv of servers) {
     if (values.only && !srv.name.includes(values.only)) continue;
     const s = await srv.start();
     children.push(s.child);
     await runWrk(s.port, 1); // warm-up: JIT, connection setup
-    running.push({ srv, s, rps: [], cpu: [], errors: '' });
+    running.push({ srv, s, rps: [], cpu: [], user: [], errors: '' });
   }
   for (let i = 0; i < RUNS; i++) {
     for (const r of running) {
-      const c0 = r.s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+      const [c0, u0] = cpuOf(r.s.pids());
       const w = await runWrk(r.s.port, DURATION);
-      const c1 = r.s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+      const [c1, u1] = cpuOf(r.s.pids());
       r.rps.push(w.rps);
       r.cpu.push(((c1 - c0) / (w.rps * DURATION)) * 1e6);
+      r.user.push(((u1 - u0) / (w.rps * DURATION)) * 1e6);
       if (w.errors) r.errors = w.errors;
       process.stderr.write(`  round ${i + 1}/${RUNS} ${r.srv.name}: ${w.rps.toFixed(0)} req/s\n`);
     }
@@ -172,7 +187,7 @@ try {
     r.s.cleanup?.();
   }
 }
-const rows: Row[] = running.map((r) => ({ name: r.srv.name, rps: median(r.rps), cpuUsPerReq: median(r.cpu), runs: r.rps, errors: r.errors }));
+const rows: Row[] = running.map((r) => ({ name: r.srv.name, rps: median(r.rps), cpuUsPerReq: median(r.cpu), userUsPerReq: median(r.user), runs: r.rps, errors: r.errors }));
 
 const by = (n: string): Row | undefined => rows.find((r) => r.name === n || (r.name.startsWith(`${n} (`) && !r.name.endsWith('(baseline)')));
 const epoll = by('iolab epoll'), uring = by('iolab io_uring'), node = by('node:http'), nginx = by('nginx');
@@ -193,9 +208,9 @@ if (values.json) {
   process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPELINE, rows, ratios }, null, 2) + '\n');
 } else {
   process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s${PIPELINE > 1 ? ` pipeline ${PIPELINE}` : ''}, median of ${RUNS} interleaved rounds; servers on CPU ${SCPU}, wrk on CPU ${CCPU}\n`);
-  process.stdout.write(`${'server'.padEnd(26)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)}   runs\n`);
+  process.stdout.write(`${'server'.padEnd(26)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)} ${'(user)'.padStart(7)}   runs\n`);
   for (const r of rows) {
-    process.stdout.write(`${r.name.padEnd(26)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
+    process.stdout.write(`${r.name.padEnd(26)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)} ${r.userUsPerReq.toFixed(2).padStart(7)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
   }
   process.stdout.write(`\n${'ratio'.padEnd(24)} ${'req/s'.padStart(7)} ${'1/CPU'.padStart(7)}  target (req/s)\n`);
   for (const x of ratios) {

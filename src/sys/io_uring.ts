@@ -368,10 +368,12 @@ export class Ring {
     const w = i << 4;
     this.sqe8[i << 6] = op;
     this.sqeI32[w + 1] = fd;
-    this.sqe32[w + 2] = off % TWO32;
-    this.sqe32[w + 3] = Math.floor(off / TWO32);
-    this.sqe32[w + 4] = addr % TWO32;
-    this.sqe32[w + 5] = Math.floor(addr / TWO32);
+    // x >>> 0 is x mod 2^32 for any integer below 2^53; a double `%` is a call to fmod in optimised code.
+    const offLo = off >>> 0, addrLo = addr >>> 0;
+    this.sqe32[w + 2] = offLo;
+    this.sqe32[w + 3] = (off - offLo) / TWO32;
+    this.sqe32[w + 4] = addrLo;
+    this.sqe32[w + 5] = (addr - addrLo) / TWO32;
     this.sqe32[w + 6] = len;
     return i;
   }
@@ -707,8 +709,9 @@ export class BufRing {
   add(bid: number): void {
     const e = (this.tail & this.mask) << 2; // u32 words per entry: 4
     const addr = this.base + this.ringBytes + bid * this.size;
-    this.ent32[e] = addr % TWO32;
-    this.ent32[e + 1] = Math.floor(addr / TWO32);
+    const lo = addr >>> 0; // see prepRw
+    this.ent32[e] = lo;
+    this.ent32[e + 1] = (addr - lo) / TWO32;
     this.ent32[e + 2] = this.size;
     this.ent16[(e << 1) + 6] = bid;
     this.tail = (this.tail + 1) & 0xffff;

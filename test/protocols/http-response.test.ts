@@ -5,6 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { performance } from 'node:perf_hooks';
 import { OutBuf } from '../../src/protocols/outbuf.js';
 import { writeResponse, writeError, prepareResponse, statusText, dateHeader } from '../../src/protocols/http/response.js';
 import { parseResponse, finishAtEof, encodeRequest, type ResponseParseOptions } from '../../src/protocols/http/client.js';
@@ -107,6 +108,24 @@ describe('writeResponse golden', () => {
     const a = dateHeader(784111777000);
     assert.equal(dateHeader(784111777999), a, 'same second, same bytes');
     assert.notEqual(dateHeader(784111778000), a);
+  });
+
+  test('Date from a performance.now() reading (WriteOptions.now) is the wall clock\'s, prepared or not, whatever Date was built for before', () => {
+    const prepared = prepareResponse(HELLO);
+    for (const res of [HELLO, prepared, prepared])
+      for (const opts of [{ keepAlive: true, head: false, versionMinor: 1 as const }, { keepAlive: false, head: true, versionMinor: 0 as const }]) {
+        for (let attempt = 0; ; attempt++) {
+          dateHeader(0); // the cached line (and the prepared whole response) now say 1970
+          const want = dateHeader().toString('latin1');
+          const out = new OutBuf(16);
+          writeResponse(out, res, { ...opts, now: performance.now() });
+          const got = out.take().toString('latin1');
+          if (dateHeader().toString('latin1') !== want && attempt < 3) continue; // a second passed meanwhile
+          assert.ok(got.includes(want), `${JSON.stringify(got)} should carry ${JSON.stringify(want)}`);
+          assert.equal(got.replace(want, ''), encode(res, opts).replace('Date: <date>\r\n', ''));
+          break;
+        }
+      }
   });
 });
 

@@ -28,6 +28,9 @@ const slab = new Uint8Array(SLOTS * MAX_LEN);
 const LOWER = new Uint8Array(256);
 for (let c = 0; c < 256; c++) LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
 
+/** Every one-byte string (a target of `/` or `*`, a value of `1`), made once. */
+const ONE: string[] = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
 /** Slot of the n-byte range whose first, middle and last bytes are given (n >= 1). */
@@ -38,6 +41,7 @@ function slot(n: number, first: number, mid: number, last: number): number {
 /** buf[a, b) as a latin1 string (b > a), the remembered one when these bytes were seen before. */
 export function latin1(buf: Buffer, a: number, b: number): string {
   const n = b - a;
+  if (n === 1) return ONE[buf[a]!]!;
   if (n > MAX_LEN) return (buf as Latin1Buffer).latin1Slice(a, b);
   const h = slot(n, buf[a]!, buf[a + (n >> 1)]!, buf[b - 1]!);
   const o = h * MAX_LEN;
@@ -53,10 +57,15 @@ export function latin1(buf: Buffer, a: number, b: number): string {
   return s;
 }
 
+/** Lower-case A-Z only (String#toLowerCase also folds latin1 letters such as 0xC0). */
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
 /** buf[a, b) lower-cased (A-Z only), as latin1(): for field names that arrive with capitals. */
 export function latin1Lower(buf: Buffer, a: number, b: number): string {
   const n = b - a;
-  if (n > MAX_LEN) return (buf as Latin1Buffer).latin1Slice(a, b).toLowerCase();
+  if (n > MAX_LEN) return asciiLower((buf as Latin1Buffer).latin1Slice(a, b));
   const h = slot(n, LOWER[buf[a]!]!, LOWER[buf[a + (n >> 1)]!]!, LOWER[buf[b - 1]!]!);
   const o = h * MAX_LEN;
   if (lens[h] === n) {
@@ -64,10 +73,21 @@ export function latin1Lower(buf: Buffer, a: number, b: number): string {
     while (k < n && slab[o + k] === LOWER[buf[a + k]!]) k++;
     if (k === n) return strs[h]!;
   }
-  // toLowerCase() would also fold latin1 letters above 0x7F; field names are tchar (ASCII) only.
-  const s = (buf as Latin1Buffer).latin1Slice(a, b).toLowerCase();
-  for (let k = 0; k < n; k++) slab[o + k] = LOWER[buf[a + k]!]!;
-  lens[h] = n;
-  strs[h] = s;
-  return s;
+  let all = 0;
+  for (let k = 0; k < n; k++) {
+    const c = buf[a + k]!;
+    all |= c;
+    slab[o + k] = LOWER[c]!;
+  }
+  const raw = (buf as Latin1Buffer).latin1Slice(a, b);
+  // Field names are tchar, ASCII only: then toLowerCase() is the same folding as LOWER. Anything
+  // else is folded A-Z only and not remembered (the slot, half overwritten, is emptied).
+  if (all < 0x80) {
+    const s = raw.toLowerCase();
+    lens[h] = n;
+    strs[h] = s;
+    return s;
+  }
+  lens[h] = 0;
+  return asciiLower(raw);
 }
