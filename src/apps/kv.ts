@@ -46,7 +46,7 @@ import {
   writeInteger,
   writeSimple,
 } from '../protocols/resp/encode.js';
-import { string2ll } from '../protocols/resp/server.js';
+import { argvArgs, string2ll, type RespArgv } from '../protocols/resp/server.js';
 import { Keyspace, T_STRING } from './kv-keyspace.js';
 import type { RespApp } from './types.js';
 
@@ -84,6 +84,12 @@ export interface KvOptions {
 export interface KvApp extends RespApp {
   protocol: 'resp';
   name: 'kv';
+  /**
+   * handle() for a command left in place in the engine's read buffer (parseCommandArgv): GET and SET
+   * read their key and value where they lie (SET copies the value into the keyspace); any other command
+   * is copied out and given to handle(). Same replies, byte for byte.
+   */
+  handleArgv(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close';
   /**
    * Expire up to `budget` keys' deadlines worth of checks, continuing where the last call stopped
    * (Redis's activeExpireCycle does the same job adaptively). Returns how many keys it removed.
@@ -315,7 +321,12 @@ export function createKv(opts: KvOptions = {}): KvApp {
 
   /** lookupKey with expireIfNeeded: the key's id, or -1; an expired key is deleted and reads as missing. */
   function lookupId(key: Buffer): number {
-    const id = ks.find(key, 0, key.length);
+    return lookupAt(key, 0, key.length);
+  }
+
+  /** lookupId for a key at `buf[s..e)`. */
+  function lookupAt(buf: Buffer, s: number, e: number): number {
+    const id = ks.find(buf, s, e);
     // Deadlines are only read when some key has one (a GET on a keyspace without TTLs touches no more).
     if (id >= 0 && ks.expiring.size !== 0) {
       const when = ks.deadline[id];
@@ -1137,6 +1148,31 @@ export function createKv(opts: KvOptions = {}): KvApp {
       }
       if (!checkArity(cmd, n, out)) return;
       return cmd.fn(args, out);
+    },
+    handleArgv(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close' {
+      const n = argv.count;
+      const a = argv.pos;
+      // GET key and SET key value, matched on the name's bytes and answered in place. `x | 32` folds
+      // only the case bit, so it matches exactly the two cases of a letter.
+      if (a[1] === 3) {
+        const s = a[0];
+        if ((buf[s + 1] | 32) === 101 /* e */ && (buf[s + 2] | 32) === 116 /* t */) {
+          const c = buf[s] | 32;
+          if (c === 103 /* g */ && n === 2) {
+            // foundLen is -1 for a key holding a list, set or hash.
+            if (lookupAt(buf, a[2], a[2] + a[3]) < 0) out.bytes(RESP_NULL_BULK);
+            else if (ks.foundLen >= 0) replyFound(out);
+            else writeError(out, E_WRONGTYPE);
+            return;
+          }
+          if (c === 115 /* s */ && n === 3) {
+            ks.setString(buf, a[2], a[2] + a[3], buf, a[4], a[4] + a[5]);
+            out.bytes(RESP_OK);
+            return;
+          }
+        }
+      }
+      return app.handle(argvArgs(buf, argv), out);
     },
     sweep(at?: number, budget = 256): number {
       if (ks.expiring.size === 0) {

@@ -5,8 +5,10 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createKv, FakeClock, kv, type KvApp } from '../../src/apps/kv.js';
-import { parseCommand } from '../../src/protocols/resp/server.js';
+import { parseCommand, parseCommandArgv, ARGV, RespArgv } from '../../src/protocols/resp/server.js';
+import { DEFAULT_RESP_LIMITS } from '../../src/protocols/resp/types.js';
 import { encodeCommand } from '../../src/protocols/resp/encode.js';
 import { OutBuf } from '../../src/protocols/outbuf.js';
 
@@ -533,5 +535,65 @@ describe('kv: the reply bytes do not depend on the OutBuf or later commands', ()
     for (let i = 0; i < 100; i++) app.handle([Buffer.from('GET'), Buffer.from(`k${i}`)], out);
     const expected = OK.repeat(100) + Array.from({ length: 100 }, (_, i) => bulk(`v${i}`)).join('');
     assert.equal(out.take().toString('latin1'), expected);
+  });
+});
+
+describe('kv: handleArgv (arguments read in place) answers as handle does', () => {
+  /** Send one command through handleArgv, from a buffer with junk around it as an engine's read buffer has. */
+  function sendArgv(app: KvApp, cmd: string[], argv = new RespArgv()): { reply: string; close: boolean; buf: Buffer } {
+    const enc = encodeCommand(cmd.map((a) => Buffer.from(a, 'latin1')));
+    const buf = Buffer.concat([Buffer.from('junk'), enc, Buffer.from('*1\r\n$4\r\nPI')]);
+    assert.equal(parseCommandArgv(buf, 4, buf.length, DEFAULT_RESP_LIMITS, argv), ARGV);
+    assert.equal(argv.next, 4 + enc.length);
+    const out = new OutBuf(8);
+    const r = app.handleArgv(buf, argv, out);
+    return { reply: out.take().toString('latin1'), close: r === 'close', buf };
+  }
+
+  test('a stored value is copied out of the read buffer', () => {
+    const app = createKv();
+    const { buf } = sendArgv(app, ['SET', 'k', 'hello']);
+    buf.fill(0x78); // the engine reuses its read buffer
+    assert.equal(sendArgv(app, ['GET', 'k']).reply, bulk('hello'));
+    assert.equal(send(app, ['GET', 'k']).reply, bulk('hello'));
+  });
+
+  // Commands around the in-place paths: GET and SET in every case, with the wrong number of arguments,
+  // on keys of other types, with options and expiry, names that only look like GET or SET, and others.
+  const key = fc.constantFrom('k', 'K', '', 'l', 'h', '\x00\xff', 'k'.repeat(40));
+  const value = fc.oneof(fc.constantFrom('', 'v', '12', 'x'.repeat(2000)), fc.string({ unit: 'binary-ascii', maxLength: 30 }));
+  const name = (w: string): fc.Arbitrary<string> =>
+    fc.array(fc.boolean(), { minLength: w.length, maxLength: w.length }).map((up) => [...w].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  const cmdArb: fc.Arbitrary<string[]> = fc.oneof(
+    { weight: 5, arbitrary: fc.tuple(name('get'), key).map(([n, k]) => [n, k]) },
+    { weight: 5, arbitrary: fc.tuple(name('set'), key, value).map(([n, k, v]) => [n, k, v]) },
+    { weight: 1, arbitrary: fc.tuple(name('get'), key, key).map(([n, k, j]) => [n, k, j]) },
+    { weight: 1, arbitrary: fc.tuple(name('set'), key).map(([n, k]) => [n, k]) },
+    { weight: 1, arbitrary: fc.constantFrom<string[]>(['GET'], ['SET'], ['GEX', 'k'], ['SEX', 'k', 'v'], ['G\x05T', 'k'], ['GETS', 'k'], ['GE', 'k']) },
+    { weight: 2, arbitrary: fc.tuple(key, value, fc.constantFrom('EX', 'PX', 'NX', 'XX', 'GET', 'KEEPTTL'), fc.constantFrom('1', '100', 'x')).map(([k, v, o, a]) => (o === 'EX' || o === 'PX' ? ['SET', k, v, o, a] : ['SET', k, v, o])) },
+    { weight: 2, arbitrary: fc.tuple(fc.constantFrom('LPUSH', 'SADD', 'DEL', 'INCR', 'EXPIRE', 'PERSIST', 'TTL', 'TYPE', 'MGET', 'QUIT', 'DBSIZE'), key).map(([c, k]) =>
+      c === 'LPUSH' || c === 'SADD' ? [c, k, 'm'] : c === 'EXPIRE' ? [c, k, '1'] : c === 'DBSIZE' || c === 'QUIT' ? [c] : [c, k]) },
+  );
+
+  test('random command sequences get the same bytes from handle and handleArgv', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(cmdArb, fc.nat(1500)), { maxLength: 40 }), (steps) => {
+        const c1 = new FakeClock();
+        const c2 = new FakeClock();
+        const a = createKv({ clock: c1 });
+        const b = createKv({ clock: c2 });
+        const argv = new RespArgv();
+        for (const [cmd, ms] of steps) {
+          const r1 = send(a, cmd);
+          const r2 = sendArgv(b, cmd, argv);
+          assert.deepEqual({ reply: r2.reply, close: r2.close }, r1, `reply to ${JSON.stringify(cmd)}`);
+          c1.advance(ms);
+          c2.advance(ms);
+        }
+        assert.equal(b.size, a.size);
+        assert.equal(b.expiring, a.expiring);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -10,7 +10,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseCommand, string2ll, INCOMPLETE } from '../../src/protocols/resp/server.js';
+import { parseCommand, parseCommandArgv, argvArgs, string2ll, ARGV, ARGV_MAX, INCOMPLETE, RespArgv } from '../../src/protocols/resp/server.js';
 import { parseReply, skipReply, replyType } from '../../src/protocols/resp/client.js';
 import {
   encodeCommand,
@@ -22,7 +22,7 @@ import {
   writeSimple,
   writeValue,
 } from '../../src/protocols/resp/encode.js';
-import { DEFAULT_RESP_LIMITS, RespErrorReply, type RespLimits, type RespValue } from '../../src/protocols/resp/types.js';
+import { DEFAULT_RESP_LIMITS, RespErrorReply, type RespCommandParse, type RespLimits, type RespValue } from '../../src/protocols/resp/types.js';
 import { OutBuf } from '../../src/protocols/outbuf.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -31,12 +31,26 @@ import { OutBuf } from '../../src/protocols/outbuf.js';
 /** One thing the parser yielded: a command (its args as latin1 strings), a skip, an error, or the end. */
 type Ev = string[] | 'skip' | 'incomplete' | { error: string };
 
+type Parse = (buf: Buffer, start: number, end: number, limits?: RespLimits) => RespCommandParse;
+
+const argvScratch = new RespArgv();
+/**
+ * parseCommandArgv seen as parseCommand: an `argv` result becomes the arguments it describes, read
+ * from the buffer at once (as an app would, before the engine reuses it).
+ */
+const viaArgv: Parse = (buf, start, end, limits = DEFAULT_RESP_LIMITS) => {
+  const r = parseCommandArgv(buf, start, end, limits, argvScratch);
+  if (r.kind !== 'argv') return r;
+  assert.equal(r, ARGV);
+  return { kind: 'command', args: argvArgs(buf, argvScratch), next: argvScratch.next };
+};
+
 /** Parse a whole stream from offset 0 until an error (the engine closes) or the bytes run out. */
-function parseAll(input: Buffer, limits?: RespLimits): Ev[] {
+function parseAll(input: Buffer, limits?: RespLimits, parse: Parse = parseCommand): Ev[] {
   const evs: Ev[] = [];
   let pos = 0;
   while (pos < input.length) {
-    const r = parseCommand(input, pos, input.length, limits);
+    const r = parse(input, pos, input.length, limits);
     if (r.kind === 'incomplete') {
       evs.push('incomplete');
       break;
@@ -57,7 +71,7 @@ function parseAll(input: Buffer, limits?: RespLimits): Ev[] {
  * Feed the stream in chunks, keeping unconsumed bytes like an engine (copying them to the front of a
  * fresh buffer, so offsets move between calls). Returns the same events as parseAll on the whole.
  */
-function parseChunked(chunks: Buffer[], limits?: RespLimits): Ev[] {
+function parseChunked(chunks: Buffer[], limits?: RespLimits, parse: Parse = parseCommand): Ev[] {
   const evs: Ev[] = [];
   let held = Buffer.alloc(0);
   for (let c = 0; c < chunks.length; c++) {
@@ -70,7 +84,7 @@ function parseChunked(chunks: Buffer[], limits?: RespLimits): Ev[] {
     let pos = pad;
     for (;;) {
       if (pos >= end) break;
-      const r = parseCommand(buf, pos, end, limits);
+      const r = parse(buf, pos, end, limits);
       if (r.kind === 'incomplete') break;
       if (r.kind === 'error') {
         evs.push({ error: r.message });
@@ -176,6 +190,36 @@ describe('parseCommand: golden table', () => {
       assert.deepEqual(parseAll(b(input)), expected);
     });
   }
+});
+
+describe('parseCommandArgv: the same verdicts, arguments left in place', () => {
+  test('the golden table, row for row', () => {
+    for (const [name, input, expected] of GOLDEN) assert.deepEqual(parseAll(b(input), undefined, viaArgv), expected, name);
+  });
+
+  test('a multibulk is described by offsets into the buffer, with nothing copied', () => {
+    const buf = b('xx*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\nPING\r\n');
+    const argv = new RespArgv();
+    assert.equal(parseCommandArgv(buf, 2, buf.length, DEFAULT_RESP_LIMITS, argv), ARGV);
+    assert.equal(argv.count, 3);
+    assert.deepEqual([...argv.pos.subarray(0, 6)], [10, 3, 19, 1, 26, 0]);
+    assert.equal(argv.next, 28);
+    // An inline command is not a multibulk: it comes back as parseCommand returns it.
+    const r = parseCommandArgv(buf, argv.next, buf.length, DEFAULT_RESP_LIMITS, argv);
+    assert.equal(r.kind, 'command');
+  });
+
+  test(`more than ${ARGV_MAX} arguments come back as Buffers`, () => {
+    const args = Array.from({ length: ARGV_MAX + 1 }, (_, i) => `a${i}`);
+    const argv = new RespArgv();
+    const long = encodeCommand(args);
+    const r = parseCommandArgv(long, 0, long.length, DEFAULT_RESP_LIMITS, argv);
+    assert.equal(r.kind, 'command');
+    assert.deepEqual(r.kind === 'command' && r.args.map((a) => a.toString()), args);
+    const full = encodeCommand(args.slice(0, ARGV_MAX));
+    assert.equal(parseCommandArgv(full, 0, full.length, DEFAULT_RESP_LIMITS, argv), ARGV);
+    assert.equal(argv.count, ARGV_MAX);
+  });
 });
 
 describe('parseCommand: contract', () => {
@@ -337,6 +381,17 @@ describe('parseCommand: properties', () => {
     );
   });
 
+  test('parseCommandArgv: a valid stream, whole and split, parses as with parseCommand', () => {
+    fc.assert(
+      fc.property(streamArb, fc.array(fc.nat(), { maxLength: 12 }), (items, cuts) => {
+        const { bytes, expected } = encodeStream(items);
+        assert.deepEqual(parseAll(bytes, undefined, viaArgv), expected);
+        assert.deepEqual(parseChunked(splitAt(bytes, cuts), undefined, viaArgv), expected);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test('byte-by-byte feeding parses identically to the whole', () => {
     fc.assert(
       fc.property(streamArb, (items) => {
@@ -366,6 +421,17 @@ describe('parseCommand: properties', () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  test('parseCommandArgv: random bytes, whole and split, give the events parseCommand gives', () => {
+    fc.assert(
+      fc.property(respishBytes, fc.array(fc.nat(), { maxLength: 6 }), (bytes, cuts) => {
+        const whole = parseAll(bytes);
+        assert.deepEqual(parseAll(bytes, undefined, viaArgv), whole);
+        assert.deepEqual(parseChunked(splitAt(bytes, cuts), undefined, viaArgv), parseChunked(splitAt(bytes, cuts)));
+      }),
+      { numRuns: 1000 },
     );
   });
 
