@@ -17,7 +17,7 @@ export const LARGE = 64 * 1024;
 const CLASS_SMALL = 0, CLASS_LARGE = 1, CLASS_OWN = 2;
 /**
  * take() copies replies up to this size as 32-bit words in a JS loop: a hello-world reply (~130 B)
- * in ~25 ns, where a subarray() view plus TypedArray.set costs ~65 ns (the view is a typed array
+ * in ~30 ns, where a subarray() view plus TypedArray.set costs ~60 ns (the view is a typed array
  * made per send). Past ~400 B the native copy wins (Node 20, this VM).
  */
 const WORD_COPY_MAX = 384;
@@ -58,7 +58,15 @@ export class SendPool {
       // The last word may carry up to 3 bytes past len: harmless in the slot, and read from data only
       // when data has them (n words fit in `from`).
       if (from !== null && to != null && n <= from.length) {
-        for (let k = 0; k < n; k++) to[k] = from[k]!;
+        // Four words a step: the loop's own checks cost as much as the copies (31 vs 49 ns at 133 B).
+        let k = 0;
+        for (; k + 4 <= n; k += 4) {
+          to[k] = from[k]!;
+          to[k + 1] = from[k + 1]!;
+          to[k + 2] = from[k + 2]!;
+          to[k + 3] = from[k + 3]!;
+        }
+        for (; k < n; k++) to[k] = from[k]!;
         return s;
       }
     }
