@@ -11,6 +11,7 @@ import { parseCommand, parseCommandArgv, ARGV, RespArgv } from '../../src/protoc
 import { DEFAULT_RESP_LIMITS } from '../../src/protocols/resp/types.js';
 import { encodeCommand } from '../../src/protocols/resp/encode.js';
 import { OutBuf } from '../../src/protocols/outbuf.js';
+import { createService, FeedResult } from '../../src/apps/service.js';
 
 /** Send one command (args, or a raw inline line) and return the reply bytes as a latin1 string. */
 function send(app: KvApp, cmd: string[] | string): { reply: string; close: boolean } {
@@ -595,5 +596,29 @@ describe('kv: handleArgv (arguments read in place) answers as handle does', () =
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('kv behind a Service, as an engine feeds it', () => {
+  test('pipelined commands in one read: replies in order, the partial tail kept, stalls named by command', () => {
+    // stallMs 0 counts every feed as a stall, so the route the Service names for it is visible.
+    const svc = createService(createKv(), { stallMs: 0 });
+    const cmds = [['SET', 'k', 'v1'], ['get', 'k'], ['SET', 'n', '41'], ['INCR', 'n'], ['GET', 'nokey'], ['LPUSH', 'l', 'a'], ['GET', 'l'], ['Set', 'k', 'v2'], ['GET', 'k']];
+    const whole = Buffer.concat([Buffer.from('xxxx'), ...cmds.map((c) => encodeCommand(c)), Buffer.from('*2\r\n$3\r\nGET')]);
+    const out = new OutBuf(16);
+    const r = new FeedResult();
+    svc.feed(whole, 4, whole.length, out, r);
+    assert.equal(out.take().toString('latin1'), OK + bulk('v1') + OK + int(42) + NIL + int(1) + WRONGTYPE + OK + bulk('v2'));
+    assert.equal(r.requests, cmds.length);
+    assert.equal(r.next, whole.length - '*2\r\n$3\r\nGET'.length);
+    assert.equal(r.close, false);
+    assert.deepEqual([...svc.stalls.byRoute.keys()], ['GET']);
+    // The rest of the held command arrives; QUIT answers and closes.
+    const rest = Buffer.concat([Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'), encodeCommand(['QUIT']), encodeCommand(['GET', 'k'])]);
+    r.reset();
+    svc.feed(rest, 0, rest.length, out, r);
+    assert.equal(out.take().toString('latin1'), bulk('v2') + OK);
+    assert.equal(r.close, true);
+    assert.equal(svc.stalls.byRoute.get('QUIT'), 1);
   });
 });
