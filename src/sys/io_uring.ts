@@ -254,6 +254,8 @@ export class Ring {
   /** __kernel_timespec for the wait: tv_sec and tv_nsec as u32 halves (both < 2^32 here). */
   private readonly ts = Buffer.alloc(16);
   private readonly ts32: Uint32Array;
+  /** The timeout `ts` holds, ms (-1: none yet). */
+  private tsMs = -1;
   private closed = false;
 
   constructor(o: RingOptions) {
@@ -480,9 +482,14 @@ export class Ring {
     if (waitNr > 0) {
       flags |= IORING_ENTER_GETEVENTS;
       if (timeoutMs >= 0) {
-        const ns = Math.round(timeoutMs * 1e6);
-        this.ts32[0] = Math.floor(ns / 1e9); // tv_sec (high half stays 0)
-        this.ts32[2] = ns % 1e9; // tv_nsec
+        if (timeoutMs !== this.tsMs) {
+          // Loops wait with the same few timeouts turn after turn: convert only on a change.
+          this.tsMs = timeoutMs;
+          const ns = Math.round(timeoutMs * 1e6);
+          const sec = Math.floor(ns / 1e9);
+          this.ts32[0] = sec; // tv_sec (high half stays 0)
+          this.ts32[2] = ns - sec * 1e9; // tv_nsec
+        }
         flags |= IORING_ENTER_EXT_ARG;
         arg = this.arg;
         argsz = GETEVENTS_ARG_SIZE;
