@@ -5,6 +5,7 @@
  */
 import type { OutBuf } from '../protocols/outbuf.js';
 import type { HttpRequest, HttpResponse } from '../protocols/http/types.js';
+import type { RespArgv } from '../protocols/resp/server.js';
 
 export interface HttpApp {
   protocol: 'http';
@@ -19,6 +20,13 @@ export interface RespApp {
   name: string;
   /** Handle one command (`args[0]` is the command name as sent). Return 'close' to close after the reply (QUIT). */
   handle(args: Buffer[], out: OutBuf): void | 'close';
+  /**
+   * Optional: handle() for a command whose arguments are still in the engine's read buffer (argument i
+   * is `buf[argv.pos[2i] .. argv.pos[2i] + argv.pos[2i+1])`, see parseCommandArgv). The bytes are only
+   * good during the call: copy what you keep. When present, the Service uses it for multibulk commands
+   * (what clients send), and handle() for the rest.
+   */
+  handleArgv?(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close';
   /** Optional housekeeping (kv: reclaim expired keys), called about every 100 ms by the Service's timer. */
   sweep?(): unknown;
 }
