@@ -9,7 +9,7 @@ import { ENGINES } from '../engines/index.js';
 import { runLab } from '../lab/lab.js';
 import { loadgen } from '../lab/load.js';
 import { PEERS } from '../lab/peers.js';
-import { defaultPlanOptions } from '../lab/plan.js';
+import { QUICK_BUDGET_S, defaultPlanOptions } from '../lab/plan.js';
 import type { Machine, ScenarioName } from '../lab/results.js';
 import { judgeClaims } from '../report/claims.js';
 import { writeReports } from '../report/index.js';
@@ -64,7 +64,7 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
   const clientCpu = f.clientCpu !== undefined ? parseCpus(f.clientCpu)[0]! : cpus > 1 ? 1 : null;
   const share = Number(f.memoryShare);
   if (!(share > 0 && share <= 0.9)) throw new UsageError('--memory-share must be a fraction in (0, 0.9], e.g. 0.5');
-  const budgetS = f.budget ? Number(f.budget) : mode === 'quick' ? 150 : 3600;
+  const budgetS = f.budget ? Number(f.budget) : mode === 'quick' ? QUICK_BUDGET_S : 3600;
   const out = resolve(f.out ?? join('iolab-results', new Date().toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
   const progress = (line: string): void => void process.stderr.write(line + '\n');

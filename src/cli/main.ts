@@ -73,7 +73,7 @@ program
   .option('--server-cpu <n>', 'CPU for the servers (default 0)')
   .option('--client-cpu <n>', 'CPU for the load generator (default 1)')
   .option('--memory-share <f>', 'stop a server that takes more than this share of RAM', '0.5')
-  .option('--budget <s>', 'time budget in seconds (quick: 150); steps past it are recorded as skipped')
+  .option('--budget <s>', 'time budget in seconds (quick: 180); steps past it are recorded as skipped')
   .option('--duration <s>', 'seconds per measured window')
   .option('--repeats <n>', 'measured windows per step (the median is reported)')
   .option('--json', 'print results.json to stdout instead of the terminal report')

@@ -47,6 +47,9 @@ export interface PlanOptions {
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
 export const BLOCKING_ENGINES = ['threads', 'prefork'];
 
+/** The quick tour's time budget (`iolab bench --quick`, what `npm start` runs): about three minutes here. */
+export const QUICK_BUDGET_S = 180;
+
 export const ALL_SCENARIOS: ScenarioName[] = ['throughput', 'scaling', 'idle', 'idle-active', 'blocking-handler', 'breaking-point', 'zero-copy'];
 
 export function defaultPlanOptions(mode: 'quick' | 'full'): Omit<PlanOptions, 'engines' | 'peers'> {
@@ -111,10 +114,10 @@ export function buildPlan(o: PlanOptions): Step[] {
   const quick = o.mode === 'quick';
 
   if (has('throughput')) {
-    // Blocking engines start a thread or process per connection first: prefork ~12 a second (an isolate each,
-    // ~100 ms of CPU); threads start several at once, ~30 a second (measured: a 100-connection step takes 4-7 s
-    // against a 3 s window).
-    const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 30 : BLOCKING_ENGINES.includes(t.name) ? n / 12 : 0);
+    // Blocking engines start a thread or process per connection first (an isolate each, ~65-100 ms of CPU,
+    // a few at once). Measured in the quick tour: a 100-connection step took 8-11 s for threads and 17 s for
+    // prefork, against a 3.5 s window.
+    const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 15 : BLOCKING_ENGINES.includes(t.name) ? n / 7 : 0);
     for (const t of [...engines, ...peersHttp]) {
       steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
     }
@@ -167,7 +170,7 @@ export function buildPlan(o: PlanOptions): Step[] {
     const idleTargets = quick ? engines.filter((t) => ['epoll', 'io_uring', 'threads', 'busypoll'].includes(t.name)) : engines;
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
       const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [200] : n;
-      steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 });
+      steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 + (BLOCKING_ENGINES.includes(t.name) ? conns.at(-1)! / 10 : 0) });
     }
   }
   if (has('zero-copy')) {
