@@ -73,11 +73,14 @@ export const ZERO_COPY_SIZES = { quick: [64 << 10], full: [64 << 10, 1 << 20] };
  * about (most of a server's sockets idle). poll and select hand the kernel every watched fd on each
  * wait and scan them all again for the ready few; epoll returns only the ready ones. With every
  * connection busy (the scaling ramp) that scan is shared by ~n ready fds and the difference hides.
- * 0 vs 1,000 idle beside 100 busy is an 11x span of watched fds.
+ * 0 vs 10,000 idle beside 100 busy is a 101x span of watched fds. The quick tour measures 10,000: at
+ * 1,000 a busy loop finds ~55-90 requests per wait, its scan of 1,100 fds is shared by them, and poll's
+ * growth came out at 1.12-1.91x over 7 runs (median ~1.26x), either side of the rule's 1.5x; at 10,000
+ * it was 5.7-6.0x (epoll 0.81-0.92x).
  */
 export const IDLE_ACTIVE = {
   active: 100,
-  idle: { quick: [0, 1000], full: [0, 1000, 10_000] },
+  idle: { quick: [0, 10_000], full: [0, 1000, 10_000] },
   quick: ['poll', 'epoll'],
   full: ['select', 'poll', 'epoll', 'io_uring'],
 } as const;
@@ -169,7 +172,8 @@ export function buildPlan(o: PlanOptions): Step[] {
     // busypoll is here for its CPU while idle (the article: polling "wastes CPU").
     const idleTargets = quick ? engines.filter((t) => ['epoll', 'io_uring', 'threads', 'busypoll'].includes(t.name)) : engines;
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
-      const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [200] : n;
+      // 100 threads or processes show their cost per connection; each takes ~65-100 ms of CPU to start.
+      const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [100] : n;
       steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 + (BLOCKING_ENGINES.includes(t.name) ? conns.at(-1)! / 10 : 0) });
     }
   }

@@ -19,8 +19,8 @@ function steps(mode: 'quick' | 'full', engines = ALL_ENGINES): string[] {
 }
 
 describe('idle-active scenario', () => {
-  it('quick: poll and epoll at 0 and 1,000 idle beside 100 busy; select skipped with the reason', () => {
-    assert.deepEqual(steps('quick'), ['select skip 1000 +100', 'poll 0,1000 +100', 'epoll 0,1000 +100']);
+  it('quick: poll and epoll at 0 and 10,000 idle beside 100 busy; select skipped with the reason', () => {
+    assert.deepEqual(steps('quick'), ['select skip 10000 +100', 'poll 0,10000 +100', 'epoll 0,10000 +100']);
     const plan = buildPlan({ ...defaultPlanOptions('quick'), engines: ALL_ENGINES, peers: ALL_PEERS });
     const sel = plan.find((s) => s.scenario === 'idle-active' && s.target.name === 'select')!;
     assert.match(sel.skip!, /FD_SETSIZE 1024/);
@@ -37,7 +37,7 @@ describe('idle-active scenario', () => {
 
   it('only on the engines it is about, and only when asked for', () => {
     assert.deepEqual(steps('full', ['threads', 'node', 'busypoll']), []);
-    assert.deepEqual(steps('quick', ['epoll']), ['epoll 0,1000 +100']);
+    assert.deepEqual(steps('quick', ['epoll']), ['epoll 0,10000 +100']);
     const without = buildPlan({ ...defaultPlanOptions('quick'), scenarios: ['throughput', 'scaling'], engines: ALL_ENGINES, peers: [] });
     assert.equal(without.some((s) => s.scenario === 'idle-active'), false);
   });
