@@ -179,6 +179,7 @@ export class Reactor {
     this.service.draining = true;
     this.poller.remove(this.listenFd, true);
     ffi.close(this.listenFd);
+    this.acceptPausedUntil = 0; // no resume: the listener (and its number) are gone
     // Idle as far as the app knows, but the kernel may still hold our last answer (send queue) and
     // the peer's next bytes (receive queue): close(2) would RST and discard the answer. Close lingering.
     for (let fd = 0; fd < this.flags.length; fd++) {
@@ -207,7 +208,7 @@ export class Reactor {
         if (this.now - this.lastSweep >= SWEEP_MS) this.sweep();
         if (this.acceptPausedUntil !== 0 && this.now >= this.acceptPausedUntil) {
           // Not on an event: with EPOLLET the edge for connections queued meanwhile has been consumed.
-          this.acceptPausedUntil = 0;
+          this.resumeAccept();
           if (!this.stopping) this.acceptAll();
         }
         if (this.pendingAsync > 0) break;
@@ -249,7 +250,7 @@ export class Reactor {
         if (e === EAGAIN) return;
         if (e === ECONNABORTED) continue;
         if (e === EMFILE || e === ENFILE) {
-          if (this.shedWithReserve(e) === 0) this.acceptPausedUntil = this.now + ACCEPT_RETRY_MS;
+          if (this.shedWithReserve(e) === 0) this.pauseAccept();
           return;
         }
         this.warnOnce(`accept4:${e}`, `accept4() failed: ${errnoName(e)}`);
@@ -291,6 +292,23 @@ export class Reactor {
     ffi.close(fd);
     this.refused++;
     this.warnOnce('maxconn', `connection cap of ${this.limits.maxConnections} reached: refusing new connections`);
+  }
+
+  /**
+   * Nothing could be shed at the fd limit (no spare fd: with --workers N another loop of this process
+   * can take the fd the spare frees before we take it back). The listener stays readable while its
+   * queue is full, so a level-triggered poller would report it on every wait and the loop would spin
+   * until the retry: stop watching it until then (or until a close frees an fd).
+   */
+  private pauseAccept(): void {
+    this.acceptPausedUntil = this.now + ACCEPT_RETRY_MS;
+    this.poller.modify(this.listenFd, 0);
+  }
+
+  private resumeAccept(): void {
+    this.acceptPausedUntil = 0;
+    this.poller.modify(this.listenFd, READABLE);
+    if (this.reserveFd < 0) this.reserveFd = this.openReserve(); // lost to another loop: take one again
   }
 
   /** Returns how many queued connections were shed. */
