@@ -10,7 +10,7 @@ import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { startServer, has, run, exchange, CLI, type Served } from '../helpers/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'iolab-blocking-'));
@@ -399,8 +399,68 @@ describe('prefork: processes share the listening socket', () => {
   });
 });
 
+/** Send `n` keep-alive GETs over one connection, `batch` at a time, and wait for every answer. */
+async function hammer(port: number, n: number, batch: number): Promise<void> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+  const req = Buffer.from('GET / HTTP/1.1\r\nHost: t\r\n\r\n'.repeat(batch));
+  try {
+    for (let done = 0; done < n; done += batch) {
+      await new Promise<void>((res, rej) => {
+        let seen = 0;
+        let tail = '';
+        const onData = (d: Buffer): void => {
+          const text = tail + d.toString('latin1');
+          seen += text.split('HTTP/1.1 200').length - 1;
+          tail = text.slice(-12);
+          if (seen >= batch) {
+            sock.off('data', onData);
+            res();
+          }
+        };
+        sock.on('data', onData).once('error', rej);
+        sock.write(req);
+      });
+    }
+  } finally {
+    sock.destroy();
+  }
+}
+
 describe('threads and prefork: every per-connection isolate tiers up early (engines/tiering.ts)', () => {
-  const FAST = ['--interrupt-budget=4096', '--ticks-before-optimization=1'];
+  const FAST = ['--no-concurrent-recompilation', '--no-concurrent-osr', '--interrupt-budget=4096', '--ticks-before-optimization=1'];
+
+  it('the connection isolates compile optimised code on their own thread (--trace-opt: kSynchronous); IOLAB_V8_TIERING=default leaves it to V8', async () => {
+    for (const [engine, flag] of [['threads', '--spare-threads'], ['prefork', '--procs']] as const) {
+      for (const [env, wantSync] of [[{}, true], [{ IOLAB_V8_TIERING: 'default' }, false]] as const) {
+        // --trace-opt: V8 prints each compile job with its mode. The threads engine's isolates print to
+        // its stdout; a prefork child's stdout is the server's stderr.
+        const child = spawn(process.execPath, ['--trace-opt', CLI, 'serve', '--engine', engine, '--app', 'hello', flag, '1', '--port', '0', '--json', '--quiet'], {
+          stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+        });
+        let text = '';
+        child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+        child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+        const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+        try {
+          const deadline = Date.now() + 20_000;
+          let m: RegExpExecArray | null = null;
+          while ((m = /\{"event":"listening"[^\n]*"port":(\d+)/.exec(text)) === null) {
+            assert.ok(Date.now() < deadline && child.exitCode === null, `${engine} did not start: ${text.slice(-500)}`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          await hammer(Number(m[1]), 4000, 100);
+          const sync = /compiling method [^\n]*mode: ConcurrencyMode::kSynchronous/.test(text);
+          assert.equal(sync, wantSync, `${engine} ${JSON.stringify(env)}: synchronous TurboFan compiles ${sync ? 'seen' : 'not seen'}`);
+        } finally {
+          child.kill('SIGTERM');
+          const k = setTimeout(() => child.kill('SIGKILL'), 20_000);
+          await exited;
+          clearTimeout(k);
+        }
+      }
+    }
+  });
   type PoolFlags = { pool: { v8Flags?: string[]; pids?: number[] } };
 
   it('threads: the process runs with the lowered thresholds, and IOLAB_V8_TIERING=default keeps V8\'s own', async () => {

@@ -25,7 +25,7 @@ import {
   IPPROTO_TCP, SHUT_RD, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
-import { tieringFlags } from '../tiering.js';
+import { compileFlags, tieringFlags } from '../tiering.js';
 import {
   ROW_BYTES_IN, ROW_BYTES_OUT, ROW_CONNS, ROW_EAGAIN, ROW_REQUESTS, ROW_SYSCALLS, ROW_WAKEUPS, ROW_WIDTH, addRow, envInt,
   meminfo, rowSyscalls, rssOf, setTimeoutOpt,
@@ -171,8 +171,9 @@ export class PreforkEngine implements Engine {
     // stderr shared; fd 3 the listening socket (an integer shares that fd); fd 4 the IPC channel.
     // Children run with the server's node/V8 flags (e.g. --interrupt-budget, --cpu-prof), as worker
     // threads share them; an inspector port could only be bound once, so that one stays with the parent.
+    // compileFlags(): TurboFan on the child's own thread (tiering.ts), which must be set at its start.
     const execArgv = process.execArgv.filter((a) => !/^--inspect/.test(a));
-    const proc = spawn(process.execPath, [...execArgv, script], {
+    const proc = spawn(process.execPath, [...compileFlags(), ...execArgv, script], {
       stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc'],
       env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg) },
     });

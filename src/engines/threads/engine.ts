@@ -27,9 +27,11 @@
  *    waits in a FIFO here for the next thread that is free or started (Apache's prefork ramps its
  *    spawn rate for the same reason);
  *  - 8 connections on 8 threads: ~82k req/s at ~12 us CPU/request (epoll: ~131k at ~7.4 us);
- *    100 on 100 threads: ~11k req/s at ~88 us/request. Each request runs on another isolate with its
- *    own copy of the JIT code and heap, cache-cold; a 16x lower --interrupt-budget (faster tier-up)
- *    did not change it, so it is not JIT warm-up. Native threads share their code; isolates do not.
+ *    100 on 100 threads, warmed 20-40 s: ~18-27k req/s at ~37-55 us/request. Each isolate compiles its
+ *    own copy of the hot path (tiering.ts: until that was moved onto each thread's own time slice, the
+ *    copies waited behind V8's 4 background compile threads and 100 threads ran baseline code at
+ *    ~88-120 us/request), and each request then runs another copy of the code on another heap,
+ *    cache-cold. Native threads share their code; isolates do not.
  *
  * Each thread counts its own syscalls (every thread has its own sys module) into a row of a shared
  * Float64Array, so stats() never has to ask a thread that sits in read().
@@ -47,7 +49,7 @@ import {
   listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
 import type { Engine, EngineOptions, EngineStats, Listening } from '../types.js';
-import { applyTiering, tieringFlags } from '../tiering.js';
+import { applyCompileFlags, applyTiering, tieringFlags } from '../tiering.js';
 import {
   ROW_EAGAIN, ROW_SYSCALLS, ROW_WIDTH, ROW_BYTES_IN, ROW_BYTES_OUT, ROW_REQUESTS, ROW_WAKEUPS, addRow, envInt, meminfo,
   refuse, rowSyscalls, rssOf, setTimeoutOpt,
@@ -191,6 +193,8 @@ export class ThreadsEngine implements Engine {
 
     this.started = true;
     this.tiering = tieringFlags(); // a bad IOLAB_V8_TIERING fails here, before any thread starts
+    // TurboFan on each thread's own time slice (tiering.ts): only isolates created from now on get it.
+    applyCompileFlags();
     await this.startAcceptor();
     // Start the spare threads, and measure what a thread costs on this machine.
     const rss0 = rssOf('self');
