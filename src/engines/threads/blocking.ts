@@ -102,6 +102,27 @@ const POLL_MAX_MS = 0x7fffffff;
 const END_CLOSE = 0;
 const END_LINGER = 1;
 
+/** What turn() asks of serve(): read again, end, or wait for something first (slow()). */
+const T_READ = 0;
+const T_END = 1;
+/** The header deadline of a partial request passed: 408 (HTTP), lingering close. */
+const T_EXPIRE = 2;
+/** prefork: an SO_RCVTIMEO tick passed with nothing read: yield to Node's loop. */
+const T_TICK = 3;
+/** prefork: a busy connection has not yielded to Node's loop for YIELD_MS. */
+const T_YIELD = 4;
+/** The answer's write stalled (prefork ticks): `wait`, then the rest of the feed. */
+const T_WRITE = 5;
+/** The file body's send stalled (prefork ticks): `wait`, then the rest of the feed. */
+const T_FILE = 6;
+/** The service answers asynchronously (FeedResult.pending). */
+const T_PENDING = 7;
+
+/** Where answer() is within one feed: feed and write, the file body, what follows. */
+const PH_FEED = 0;
+const PH_FILE = 1;
+const PH_AFTER = 2;
+
 export interface BlockingConnOptions {
   /** 0: not stopping; 1: draining (answer what is in flight, then close); 2: force (close now). */
   stopLevel: () => number;
@@ -128,6 +149,24 @@ export class BlockingConn {
   private readonly sent = { n: 0 };
   private lastYield = performance.now();
 
+  // ---- the connection being served (one at a time), kept here so turn() can return mid-request ----
+  /** Input held from an earlier read: the start of a request not complete yet. */
+  private held: Buffer | null = null;
+  /** When the held partial request began: its header timeout runs from its first byte. */
+  private partialSince = 0;
+  /** When the connection went idle between requests (prefork checks its ticks against it). */
+  private idleSince = 0;
+  /** How the connection ends: END_CLOSE, or END_LINGER when we close first. */
+  private ending = END_CLOSE;
+  /** The input being answered: buf[start, end) (rbuf, or held bytes followed by the new ones). */
+  private buf: Buffer = this.rbuf;
+  private start = 0;
+  private end = 0;
+  /** Where answer() goes on within the current feed: PH_FEED, PH_FILE or PH_AFTER. */
+  private phase = PH_FEED;
+  /** The write or file body serve() awaits for T_WRITE and T_FILE. */
+  private wait: Promise<boolean> | null = null;
+
   constructor(
     private readonly service: Service,
     private readonly fr: FeedResult,
@@ -144,146 +183,230 @@ export class BlockingConn {
    * returns after a lingering close. Synchronous until a request is answered asynchronously (the
    * service's `pending`: awaited right here, the thread has nothing else to do) or, on prefork, until
    * a timeout tick.
+   *
+   * Why the loop is split in three (serve, turn, slow). Each connection thread is an isolate that
+   * compiles its own optimised code, on its own time slice (tiering.ts). A long-running loop is only
+   * optimised by on-stack replacement, which V8 throws away when the connection's last turn takes a
+   * path the loop had not seen (EOF): the next connection on the thread ran baseline code again and
+   * paid another synchronous OSR compile of the whole loop (~70 ms of CPU, a p99 of 85-150 ms at 16
+   * connections). So the per-request work is turn(), a plain function that returns after each read and
+   * is compiled once per isolate like any hot function; the rare waits (async answers, stalled sockets,
+   * prefork ticks, the header timeout) are slow(); serve() only strings them together.
    */
   async serve(fd: number): Promise<void> {
-    const { service, rbuf, out, fr: r, row, o } = this;
-    const { headerTimeoutMs, idleTimeoutMs } = o.limits;
-    let held: Buffer | null = null;
-    /** When the held partial request began: its header timeout runs from its first byte. */
-    let partialSince = 0;
-    /** When the connection went idle between requests (prefork checks its ticks against it). */
-    let idleSince = performance.now();
-    let ending = END_CLOSE;
-    row[ROW_CONNS]!++;
+    this.held = null;
+    this.partialSince = 0;
+    this.idleSince = performance.now();
+    this.ending = END_CLOSE;
+    this.row[ROW_CONNS]!++;
     try {
-      outer: for (;;) {
-        if (held === null) {
-          // Between requests: a stopping engine closes here rather than wait for another request.
-          o.park?.();
-          const stop = o.stopLevel();
-          if (stop !== 0) {
-            o.unpark?.();
-            ending = stop === 1 ? END_LINGER : END_CLOSE; // past the drain deadline: close now
-            break;
-          }
-          // prefork's idle timeout (threads: SO_RCVTIMEO is the idle timeout, see read() below).
-          if (o.tickMs > 0 && performance.now() - idleSince >= idleTimeoutMs) break;
-        } else {
-          const left = partialSince + headerTimeoutMs - performance.now();
-          if (left <= 0) {
-            ending = await this.expire(fd);
-            break;
-          }
-          // threads: wait for the rest no longer than the header deadline (prefork: its ticks check it).
-          if (o.tickMs === 0 && this.waitReadable(fd, left) === 0) continue;
-        }
-        const n = ffi.read(fd, rbuf, READ_SIZE);
-        if (held === null && o.unpark?.() === true) {
-          // stop() began our lingering close while we sat in read(): what came is discarded.
-          ending = n > 0 ? END_LINGER : END_CLOSE;
-          break;
-        }
-        row[ROW_WAKEUPS]!++;
-        if (n <= 0) {
-          if (n === -EAGAIN) {
-            if (o.tickMs > 0) {
-              // SO_RCVTIMEO tick: nothing arrived. Let IPC and signals in; the deadlines are checked above.
-              await this.yieldNow();
-              if (o.stopLevel() === 2) break;
-              continue;
-            }
-            // threads: SO_RCVTIMEO passed with nothing read. Between requests that is the idle timeout
-            // (nothing to say: close); with a partial request the header deadline is checked above.
-            if (held === null) break;
-            continue;
-          }
-          if (n === -EINTR) continue;
-          break; // 0: EOF (every request already answered: responses are written before the next read); <0: ECONNRESET ...
-        }
-        row[ROW_BYTES_IN]! += n;
-        let buf = rbuf;
-        let start = 0;
-        let end = n;
-        if (held !== null) {
-          buf = Buffer.allocUnsafe(held.length + n);
-          held.copy(buf, 0);
-          rbuf.copy(buf, held.length, 0, n);
-          end = buf.length;
-          held = null;
-        }
-        for (;;) {
-          r.reset();
-          service.draining = o.stopLevel() !== 0;
-          service.feed(buf, start, end, out, r);
-          row[ROW_REQUESTS]! += r.requests;
-          if (out.len > 0) {
-            // writeAll is synchronous unless the socket stalls (prefork ticks): no await, and so no
-            // microtask turn, per request on the fast path.
-            const ok = this.writeAll(fd, out.buf, out.len);
-            if (ok !== true && (ok === false || !(await ok))) {
-              this.drop(r);
-              break outer;
-            }
-            out.reset();
-          }
-          if (r.file !== null) {
-            // The head is written: the body follows on the same blocking socket (closes the file's fd).
-            const ok = this.sendFile(fd, r.file);
-            r.file = null;
-            if (ok !== true && (ok === false || !(await ok))) break outer;
-          }
-          if (r.pending !== null) {
-            // An async handler: this thread waits for it (nothing else to serve), then goes on with
-            // the input it holds. buf is not overwritten meanwhile: no read happens before it is fed.
-            let d: Deferred;
-            try {
-              d = await r.pending;
-            } catch {
-              break outer;
-            }
-            row[ROW_REQUESTS]!++;
-            if (d.bytes.length > 0) {
-              const ok = this.writeAll(fd, d.bytes, d.bytes.length);
-              if (ok !== true && (ok === false || !(await ok))) break outer;
-            }
-            if (d.close) {
-              ending = END_LINGER;
-              break outer;
-            }
-            if (r.next < end) {
-              start = r.next;
-              continue;
-            }
-            partialSince = 0;
-            break;
-          }
-          if (r.close) {
-            ending = END_LINGER;
-            break outer;
-          }
-          if (r.more) {
-            // feed() stopped at its output bound, which is written now: feed the rest without waiting
-            // for input (the client may have sent everything and wait for the answers).
-            start = r.next;
-            continue;
-          }
-          if (r.next < end) {
-            // A request is only partly here. buf starts with the bytes held before, so if feed()
-            // consumed anything, the partial request is a new one: its header timeout starts now.
-            if (r.next > 0 || partialSince === 0) partialSince = performance.now();
-            held = Buffer.from(buf.subarray(r.next, end)); // rbuf is reused by the next read
-          } else partialSince = 0;
-          break;
-        }
-        if (held === null) idleSince = performance.now();
-        if (o.tickMs > 0 && performance.now() - this.lastYield >= YIELD_MS) await this.yieldNow();
-        publishSyscalls(row);
+      for (;;) {
+        const t = this.turn(fd);
+        if (t === T_READ) continue;
+        if (t === T_END || !(await this.slow(fd, t))) break;
       }
-      if (ending === END_LINGER) await this.linger(fd);
+      if (this.ending === END_LINGER) await this.linger(fd);
     } finally {
-      out.reset(); // a failed write leaves bytes behind; the next connection must not see them
-      o.unpark?.();
-      publishSyscalls(row);
+      this.out.reset(); // a failed write leaves bytes behind; the next connection must not see them
+      this.held = null;
+      this.wait = null;
+      this.buf = this.rbuf;
+      this.o.unpark?.();
+      publishSyscalls(this.row);
+    }
+  }
+
+  /**
+   * One turn, synchronous: wait for input (parked in read(), or first in poll() for a partial request's
+   * header deadline), then answer what came. Returns T_READ to go round again, T_END, or what slow()
+   * must wait for.
+   */
+  private turn(fd: number): number {
+    const o = this.o;
+    if (this.held === null) {
+      // Between requests: a stopping engine closes here rather than wait for another request.
+      o.park?.();
+      const stop = o.stopLevel();
+      if (stop !== 0) {
+        o.unpark?.();
+        this.ending = stop === 1 ? END_LINGER : END_CLOSE; // past the drain deadline: close now
+        return T_END;
+      }
+      // prefork's idle timeout (threads: SO_RCVTIMEO is the idle timeout, see read() below).
+      if (o.tickMs > 0 && performance.now() - this.idleSince >= o.limits.idleTimeoutMs) return T_END;
+    } else {
+      const left = this.partialSince + o.limits.headerTimeoutMs - performance.now();
+      if (left <= 0) return T_EXPIRE;
+      // threads: wait for the rest no longer than the header deadline (prefork: its ticks check it).
+      if (o.tickMs === 0 && this.waitReadable(fd, left) === 0) return T_READ;
+    }
+    const held = this.held;
+    const n = ffi.read(fd, this.rbuf, READ_SIZE);
+    if (held === null && o.unpark?.() === true) {
+      // stop() began our lingering close while we sat in read(): what came is discarded.
+      this.ending = n > 0 ? END_LINGER : END_CLOSE;
+      return T_END;
+    }
+    this.row[ROW_WAKEUPS]!++;
+    if (n <= 0) {
+      if (n === -EAGAIN) {
+        // prefork: an SO_RCVTIMEO tick with nothing read; let IPC and signals in (deadlines are checked
+        // above). threads: SO_RCVTIMEO passed with nothing read. Between requests that is the idle
+        // timeout (nothing to say: close); with a partial request the header deadline is checked above.
+        if (o.tickMs > 0) return T_TICK;
+        return held === null ? T_END : T_READ;
+      }
+      if (n === -EINTR) return T_READ;
+      return T_END; // 0: EOF (every request already answered: responses are written before the next read); <0: ECONNRESET ...
+    }
+    this.row[ROW_BYTES_IN]! += n;
+    if (held !== null) {
+      const buf = Buffer.allocUnsafe(held.length + n);
+      held.copy(buf, 0);
+      this.rbuf.copy(buf, held.length, 0, n);
+      this.buf = buf;
+      this.end = buf.length;
+      this.held = null;
+    } else {
+      this.buf = this.rbuf;
+      this.end = n;
+    }
+    this.start = 0;
+    this.phase = PH_FEED;
+    return this.answer(fd);
+  }
+
+  /**
+   * Feed buf[start, end) to the service and send what it answers, from `phase` on: until the input is
+   * used up or a partial request is held (then tail()), or something must be waited for.
+   */
+  private answer(fd: number): number {
+    const { service, out, fr: r } = this;
+    for (;;) {
+      if (this.phase === PH_FEED) {
+        r.reset();
+        service.draining = this.o.stopLevel() !== 0;
+        service.feed(this.buf, this.start, this.end, out, r);
+        this.row[ROW_REQUESTS]! += r.requests;
+        if (out.len > 0) {
+          // writeAll is synchronous unless the socket stalls (prefork ticks).
+          const ok = this.writeAll(fd, out.buf, out.len);
+          if (ok !== true) {
+            if (ok === false) {
+              this.drop(r);
+              return T_END;
+            }
+            this.wait = ok;
+            return T_WRITE;
+          }
+          out.reset();
+        }
+        this.phase = PH_FILE;
+      }
+      if (this.phase === PH_FILE) {
+        this.phase = PH_AFTER;
+        if (r.file !== null) {
+          // The head is written: the body follows on the same blocking socket (closes the file's fd).
+          const ok = this.sendFile(fd, r.file);
+          r.file = null;
+          if (ok !== true) {
+            if (ok === false) return T_END;
+            this.wait = ok;
+            return T_FILE;
+          }
+        }
+      }
+      // PH_AFTER
+      if (r.pending !== null) return T_PENDING;
+      if (r.close) {
+        this.ending = END_LINGER;
+        return T_END;
+      }
+      if (r.more) {
+        // feed() stopped at its output bound, which is written now: feed the rest without waiting
+        // for input (the client may have sent everything and wait for the answers).
+        this.start = r.next;
+        this.phase = PH_FEED;
+        continue;
+      }
+      if (r.next < this.end) {
+        // A request is only partly here. buf starts with the bytes held before, so if feed()
+        // consumed anything, the partial request is a new one: its header timeout starts now.
+        if (r.next > 0 || this.partialSince === 0) this.partialSince = performance.now();
+        this.held = Buffer.from(this.buf.subarray(r.next, this.end)); // rbuf is reused by the next read
+      } else this.partialSince = 0;
+      return this.tail();
+    }
+  }
+
+  /** The end of a turn whose input is answered (or held). */
+  private tail(): number {
+    if (this.held === null) this.idleSince = performance.now();
+    if (this.o.tickMs > 0 && performance.now() - this.lastYield >= YIELD_MS) return T_YIELD;
+    publishSyscalls(this.row);
+    return T_READ;
+  }
+
+  /** What turn() could not do synchronously, then the rest of the turn. False: the connection ends. */
+  private async slow(fd: number, t: number): Promise<boolean> {
+    const r = this.fr;
+    for (;;) {
+      switch (t) {
+        case T_READ:
+          return true;
+        case T_EXPIRE:
+          this.ending = await this.expire(fd);
+          return false;
+        case T_TICK:
+          await this.yieldNow();
+          return this.o.stopLevel() !== 2;
+        case T_YIELD:
+          await this.yieldNow();
+          publishSyscalls(this.row);
+          return true;
+        case T_WRITE:
+          if (!(await this.wait!)) {
+            this.drop(r);
+            return false;
+          }
+          this.out.reset();
+          this.phase = PH_FILE;
+          break;
+        case T_FILE:
+          if (!(await this.wait!)) return false;
+          break; // phase is PH_AFTER
+        case T_PENDING: {
+          // An async handler: this thread waits for it (nothing else to serve), then goes on with
+          // the input it holds. buf is not overwritten meanwhile: no read happens before it is fed.
+          let d: Deferred;
+          try {
+            d = await r.pending!;
+          } catch {
+            return false;
+          }
+          this.row[ROW_REQUESTS]!++;
+          if (d.bytes.length > 0) {
+            const ok = this.writeAll(fd, d.bytes, d.bytes.length);
+            if (ok !== true && (ok === false || !(await ok))) return false;
+          }
+          if (d.close) {
+            this.ending = END_LINGER;
+            return false;
+          }
+          if (r.next < this.end) {
+            this.start = r.next;
+            this.phase = PH_FEED;
+            break;
+          }
+          this.partialSince = 0;
+          t = this.tail();
+          continue;
+        }
+        default: // T_END
+          return false;
+      }
+      this.wait = null;
+      t = this.answer(fd);
     }
   }
 
