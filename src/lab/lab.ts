@@ -11,7 +11,7 @@ import { MemoryGuard, gb } from './guard.js';
 import { measureWindow, medianSample, rpsSpread, type LoadFn, type LoadOutcome } from './measure.js';
 import { checkBody, makeStaticFiles, sizeName, type StaticFiles } from './files.js';
 import { nginxStatic, peerByName } from './peers.js';
-import { BLOCKING_ENGINES, buildPlan, type PlanOptions, type Step, type TargetSpec } from './plan.js';
+import { BLOCKING_ENGINES, buildPlan, warmupRuns, type PlanOptions, type Step, type TargetSpec } from './plan.js';
 import { RESULTS_SCHEMA, type LabResults, type Machine, type Protocol, type Sample, type ScenarioResult, type Target } from './results.js';
 import { startEngine, startPeer, type Running } from './targets.js';
 
@@ -151,6 +151,8 @@ export async function runLab(o: LabOptions): Promise<LabResults> {
     files?.remove();
   }
   results.push(...deriveBreakingPoints(results));
+  const cold = coldNote(results, o.mode, o.warmupS);
+  if (cold) notes.push(cold);
   return {
     schema: RESULTS_SCHEMA,
     startedAt: startedAt.toISOString(),
@@ -187,7 +189,7 @@ async function runLoadStep(step: Step, o: LabOptions, guard: MemoryGuard, say: (
       const r = emptyResult(step, target, connections, 'ok');
       r.params.pipeline = req.pipeline;
       r.params.durationS = o.durationS;
-      if (o.warmupS > 0) await o.load({ ...req, durationS: o.warmupS });
+      for (const w of warmupRuns(step.target.name, connections, o.mode, o.warmupS)) await o.load({ ...req, durationS: w });
       for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req));
       r.median = medianSample(r.samples);
       r.rpsSpread = rpsSpread(r.samples);
@@ -461,4 +463,18 @@ export function deriveBreakingPoints(results: ScenarioResult[]): ScenarioResult[
     });
   }
   return out;
+}
+
+/**
+ * The quick tour cannot warm the blocking engines (plan.ts warmupRuns): say so beside their figures,
+ * or null when none of their load steps ran (or --full warmed them).
+ */
+export function coldNote(results: ScenarioResult[], mode: string, warmupS: number): string | null {
+  if (mode === 'full') return null;
+  const cold = [...new Set(results
+    .filter((r) => r.status === 'ok' && BLOCKING_ENGINES.includes(r.target.ran) && ['throughput', 'scaling', 'blocking-handler'].includes(r.scenario))
+    .map((r) => r.target.ran))];
+  if (cold.length === 0) return null;
+  return `${cold.join(' and ')} measured cold (${warmupS} s of warm-up): each of their connections is a V8 isolate that compiles its own ` +
+    'code (~20 s of this core for 100 of them, src/engines/tiering.ts). --full warms them 0.25 s per connection; `npm run bench:engines` measures them warm.';
 }

@@ -47,6 +47,24 @@ export interface PlanOptions {
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
 export const BLOCKING_ENGINES = ['threads', 'prefork'];
 
+/**
+ * The warm-up before a load step's windows, as run lengths in seconds. An event loop is one isolate,
+ * warm within the usual warm-up. threads and prefork run an isolate per connection, and each compiles
+ * its own copy of the request path, on its own time slice (engines/tiering.ts): at 100 connections
+ * that took ~20 s of the one core here, and a connection's first EOF sends each isolate's code back
+ * to be recompiled once. So --full gives them 0.25 s per connection (at most 30 s), in two runs so the
+ * second's new connections take that recompile before the windows. The quick tour cannot afford it:
+ * its blocking rows are measured cold, and the report says so.
+ */
+export function warmupRuns(target: string, connections: number, mode: string, warmupS: number): number[] {
+  if (mode === 'full' && BLOCKING_ENGINES.includes(target)) {
+    const total = Math.max(warmupS, Math.min(30, connections * 0.25));
+    return [total * 0.7, total * 0.3];
+  }
+  return warmupS > 0 ? [warmupS] : [];
+}
+
+
 /** The quick tour's time budget (`iolab bench --quick`, what `npm start` runs): about three minutes here. */
 export const QUICK_BUDGET_S = 180;
 
@@ -121,13 +139,15 @@ export function buildPlan(o: PlanOptions): Step[] {
     // a few at once). Measured in the quick tour: a 100-connection step took 8-11 s for threads and 17 s for
     // prefork, against a 3.5 s window.
     const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 15 : BLOCKING_ENGINES.includes(t.name) ? n / 7 : 0);
+    // The part of a warm-up beyond the usual one (win counts that).
+    const warmS = (t: TargetSpec, n: number): number => warmupRuns(t.name, n, o.mode, o.warmupS).reduce((a, b) => a + b, 0) - o.warmupS;
     for (const t of [...engines, ...peersHttp]) {
-      steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) });
+      steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) + warmS(t, 100) });
     }
     const respEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads', 'node'].includes(t.name));
-    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: sizedFor(t, 50), protocol: 'resp', connections: [50], estimateS: win + startS(t, 50) });
+    for (const t of [...respEngines, ...peersResp]) steps.push({ scenario: 'throughput', target: sizedFor(t, 50), protocol: 'resp', connections: [50], estimateS: win + startS(t, 50) + warmS(t, 50) });
     const echoEngines = engines.filter((t) => !quick || ['epoll', 'io_uring', 'threads'].includes(t.name));
-    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'echo', connections: [100], estimateS: win + startS(t, 100) });
+    for (const t of echoEngines) steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'echo', connections: [100], estimateS: win + startS(t, 100) + warmS(t, 100) });
   }
   if (has('scaling') || has('breaking-point')) {
     // The ramp: the same server, step by step, until it breaks. 100 comes from the throughput step.
@@ -141,7 +161,7 @@ export function buildPlan(o: PlanOptions): Step[] {
       const blocking = BLOCKING_ENGINES.includes(t.name);
       // prefork serves one connection per process: give it as many as the ramp's largest step (the engine caps it by memory).
       const target = withProcs(t, ramp.at(-1)!);
-      steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) });
+      steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) + ramp.reduce((a, n) => a + warmupRuns(t.name, n, o.mode, 0).reduce((x, y) => x + y, 0), 0) });
     }
   }
   if (has('idle-active')) {

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { spawnChild, stopChild } from '../../src/lab/children.js';
 import { MemoryGuard } from '../../src/lab/guard.js';
 import { medianSample } from '../../src/lab/measure.js';
-import { deriveBreakingPoints } from '../../src/lab/lab.js';
-import { QUICK_BUDGET_S, buildPlan, defaultPlanOptions } from '../../src/lab/plan.js';
+import { coldNote, deriveBreakingPoints } from '../../src/lab/lab.js';
+import { QUICK_BUDGET_S, buildPlan, defaultPlanOptions, warmupRuns } from '../../src/lab/plan.js';
 import { processTree } from '../../src/probe/index.js';
 import type { Sample, ScenarioResult } from '../../src/lab/results.js';
 
@@ -86,5 +86,26 @@ describe('lab', () => {
     // The idle scenario lets threads come with their connections (their cost per connection is the point).
     const idle = steps.find((s) => s.scenario === 'idle' && s.target.name === 'threads');
     assert.ok(!(idle!.target.extra ?? []).includes('--spare-threads'));
+  });
+
+  it('the quick tour says its blocking rows are cold; --full and runs without them say nothing', () => {
+    const res = (ran: string, scenario: string, status = 'ok') => ({ scenario, status, target: { kind: 'engine', name: ran, ran, model: 'x' } }) as unknown as ScenarioResult;
+    const rs = [res('epoll', 'throughput'), res('threads', 'throughput'), res('prefork', 'scaling'), res('threads', 'idle')];
+    assert.match(coldNote(rs, 'quick', 0.5)!, /^threads and prefork measured cold \(0\.5 s of warm-up\)/);
+    assert.equal(coldNote(rs, 'full', 2), null);
+    assert.equal(coldNote([res('epoll', 'throughput'), res('threads', 'idle'), res('prefork', 'throughput', 'failed')], 'quick', 0.5), null);
+  });
+
+  it('--full warms a blocking engine 0.25 s per connection (at most 30 s) in two runs, and plans for it; event loops and the quick tour keep the usual warm-up', () => {
+    assert.deepEqual(warmupRuns('threads', 100, 'full', 2), [17.5, 7.5]);
+    assert.deepEqual(warmupRuns('prefork', 10, 'full', 2), [1.75, 0.75]);
+    assert.deepEqual(warmupRuns('threads', 10_000, 'full', 2), [21, 9]);
+    assert.deepEqual(warmupRuns('epoll', 100, 'full', 2), [2]);
+    assert.deepEqual(warmupRuns('threads', 100, 'quick', 0.5), [0.5]);
+    assert.deepEqual(warmupRuns('threads', 100, 'quick', 0), []);
+    const full = buildPlan({ ...defaultPlanOptions('full'), engines: ['epoll', 'threads'], peers: [] });
+    const est = (engine: string) => full.find((s) => s.scenario === 'throughput' && s.target.name === engine && s.protocol === 'http')!.estimateS;
+    // threads also starts 100 threads (100 / 15 s): the warm-up is the rest of the difference.
+    assert.ok(Math.abs(est('threads') - est('epoll') - 100 / 15 - (25 - 2)) < 1e-9, `${est('threads')} vs ${est('epoll')}`);
   });
 });
