@@ -7,13 +7,15 @@
  *
  *   npm run bench:engines -- [--duration 5] [--runs 3] [--connections 100 | 4,16,50,100]
  *                            [--engines epoll,io_uring,...] [--peers nginx,apache2-worker,apache2-prefork | none]
- *                            [--warmup 2] [--json]
+ *                            [--warmup 2] [--blocking-warmup 30] [--json]
  *
  * The blocking engines are measured as Apache would be configured for the load: prefork with one
  * process per connection (--procs N, like MaxRequestWorkers), threads with N threads started before
  * the window (--spare-threads N, like StartServers x ThreadsPerChild), so the window measures
  * serving, not thread start-up (~65 ms of CPU each). Each thread or process is a V8 isolate that
- * warms up its own JIT on 1/N of the requests, so they get a longer warm-up (--blocking-warmup).
+ * compiles its own copy of the request path (~20 s of the core for 100 of them), so they get a longer
+ * warm-up (--blocking-warmup), in two wrk runs: V8 recompiles each isolate's request path once, at its
+ * first connection's end, and that belongs in the warm-up rather than the windows.
  */
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
