@@ -52,13 +52,16 @@ export const BLOCKING_ENGINES = ['threads', 'prefork'];
  * warm within the usual warm-up. threads and prefork run an isolate per connection, and each compiles
  * its own copy of the request path, on its own time slice (engines/tiering.ts): at 100 connections
  * that took ~20 s of the one core here, and a connection's first EOF sends each isolate's code back
- * to be recompiled once. So --full gives them 0.25 s per connection (at most 30 s), in two runs so the
- * second's new connections take that recompile before the windows. The quick tour cannot afford it:
- * its blocking rows are measured cold, and the report says so.
+ * to be recompiled once. So --full gives them 0.25 s per connection (prefork 0.35 s; at most 120
+ * connections' worth), in two runs so the second's new connections take that recompile before the
+ * windows. The quick tour cannot afford it: its blocking rows are measured cold, and the report says so.
  */
 export function warmupRuns(target: string, connections: number, mode: string, warmupS: number): number[] {
   if (mode === 'full' && BLOCKING_ENGINES.includes(target)) {
-    const total = Math.max(warmupS, Math.min(30, connections * 0.25));
+    // prefork also starts its processes meanwhile (~100 ms of CPU each): 25 s left its 100 children
+    // still warming through the windows (9.8k -> 14.4k -> 24.3k req/s), threads' were warm.
+    const perConn = target === 'prefork' ? 0.35 : 0.25;
+    const total = Math.max(warmupS, Math.min(perConn * 120, connections * perConn));
     return [total * 0.7, total * 0.3];
   }
   return warmupS > 0 ? [warmupS] : [];

@@ -96,10 +96,12 @@ describe('lab', () => {
     assert.equal(coldNote([res('epoll', 'throughput'), res('threads', 'idle'), res('prefork', 'throughput', 'failed')], 'quick', 0.5), null);
   });
 
-  it('--full warms a blocking engine 0.25 s per connection (at most 30 s) in two runs, and plans for it; event loops and the quick tour keep the usual warm-up', () => {
+  it('--full warms a blocking engine 0.25 s per connection (prefork 0.35 s; at most 120 connections\' worth) in two runs, and plans for it; event loops and the quick tour keep the usual warm-up', () => {
     assert.deepEqual(warmupRuns('threads', 100, 'full', 2), [17.5, 7.5]);
-    assert.deepEqual(warmupRuns('prefork', 10, 'full', 2), [1.75, 0.75]);
+    assert.deepEqual(warmupRuns('prefork', 10, 'full', 2).map((x) => +x.toFixed(6)), [2.45, 1.05]);
+    assert.deepEqual(warmupRuns('prefork', 100, 'full', 2).map((x) => +x.toFixed(6)), [24.5, 10.5]);
     assert.deepEqual(warmupRuns('threads', 10_000, 'full', 2), [21, 9]);
+    assert.deepEqual(warmupRuns('prefork', 10_000, 'full', 2).map((x) => +x.toFixed(6)), [29.4, 12.6]);
     assert.deepEqual(warmupRuns('epoll', 100, 'full', 2), [2]);
     assert.deepEqual(warmupRuns('threads', 100, 'quick', 0.5), [0.5]);
     assert.deepEqual(warmupRuns('threads', 100, 'quick', 0), []);
