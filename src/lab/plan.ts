@@ -58,8 +58,9 @@ export const BLOCKING_ENGINES = ['threads', 'prefork'];
  */
 export function warmupRuns(target: string, connections: number, mode: string, warmupS: number): number[] {
   if (mode === 'full' && BLOCKING_ENGINES.includes(target)) {
-    // prefork also starts its processes meanwhile (~100 ms of CPU each): 25 s left its 100 children
-    // still warming through the windows (9.8k -> 14.4k -> 24.3k req/s), threads' were warm.
+    // prefork warms slower than threads (its children are all up before the server listens): after
+    // 25 s its 100 were still warming through the windows (9.8k -> 14.4k -> 24.3k req/s), threads' were
+    // warm; bench:engines found it steady after 30 s.
     const perConn = target === 'prefork' ? 0.35 : 0.25;
     const total = Math.max(warmupS, Math.min(perConn * 120, connections * perConn));
     return [total * 0.7, total * 0.3];
