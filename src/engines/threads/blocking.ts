@@ -187,7 +187,8 @@ export class BlockingConn {
    * Why the loop is split in three (serve, turn, slow). Each connection thread is an isolate that
    * compiles its own optimised code, on its own time slice (tiering.ts). A long-running loop is only
    * optimised by on-stack replacement, which V8 throws away when the connection's last turn takes a
-   * path the loop had not seen (EOF): the next connection on the thread ran baseline code again and
+   * path the loop had not seen (a reset connection: read() fails, and the errno read had no type
+   * feedback): the next connection on the thread ran baseline code again and
    * paid another synchronous OSR compile of the whole loop (~70 ms of CPU, a p99 of 85-150 ms at 16
    * connections). So the per-request work is turn(), a plain function that returns after each read and
    * is compiled once per isolate like any hot function; the rare waits (async answers, stalled sockets,
