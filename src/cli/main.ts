@@ -9,6 +9,15 @@ import { loadCommand } from './load.js';
 import { traceCommand } from './trace.js';
 import { registerCompareCommand, registerReportCommand } from './report.js';
 
+// `iolab ... | head`: the reader has gone. Stop quietly with 0, as a pipeline expects, not with an
+// unhandled EPIPE and a stack trace; 'exit' handlers still reap any servers the command started.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 const program = new Command();
 program
   .name('iolab')
