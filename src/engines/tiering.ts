@@ -55,16 +55,15 @@ export function compileFlags(): string[] {
   return fast() ? SYNC_COMPILE_FLAGS : [];
 }
 
-let compileApplied = false;
+/** V8 takes a flag set twice as set once, so these need no guard against a second call. */
+function set(flags: readonly string[]): void {
+  for (const f of flags) setFlagsFromString(f);
+}
 
 /** Group 2 in this process, for isolates created from now on (threads: before its first thread). */
 export function applyCompileFlags(): void {
-  if (compileApplied) return;
-  for (const f of compileFlags()) setFlagsFromString(f);
-  compileApplied = true;
+  set(compileFlags());
 }
-
-let applied = false;
 
 /**
  * Apply group 1 to this process (a prefork child, or the threads engine's process once its spare
@@ -72,13 +71,8 @@ let applied = false;
  * budget is reset, so functions not yet hot in any isolate, and isolates created afterwards, use them.
  * Applied after start-up: under them start-up code (module loading) is compiled too, which made a
  * child's start ~50% more CPU (30 prefork children: 3.6-4.0 s of CPU with V8's thresholds, 5.7-6.2 s
- * with these from the command line). Returns the flags set.
+ * with these from the command line).
  */
-export function applyTiering(): string[] {
-  const flags = fast() ? BLOCKING_TIERING_FLAGS : [];
-  if (!applied) {
-    for (const f of flags) setFlagsFromString(f);
-    applied = true;
-  }
-  return flags;
+export function applyTiering(): void {
+  set(fast() ? BLOCKING_TIERING_FLAGS : []);
 }

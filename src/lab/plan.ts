@@ -68,6 +68,11 @@ export function warmupRuns(target: string, connections: number, mode: string, wa
   return warmupS > 0 ? [warmupS] : [];
 }
 
+/** The seconds of warmupRuns() beyond the usual `warmupS` (0 for an event loop): what a step's estimate adds. */
+function extraWarmupS(target: string, connections: number, mode: string, warmupS: number): number {
+  return warmupRuns(target, connections, mode, warmupS).reduce((a, b) => a + b, 0) - warmupS;
+}
+
 
 /** The quick tour's time budget (`iolab bench --quick`, what `npm start` runs): about three minutes here. */
 export const QUICK_BUDGET_S = 180;
@@ -143,8 +148,8 @@ export function buildPlan(o: PlanOptions): Step[] {
     // a few at once). Measured in the quick tour: a 100-connection step took 8-11 s for threads and 17 s for
     // prefork, against a 3.5 s window.
     const startS = (t: TargetSpec, n: number): number => (t.name === 'threads' ? n / 15 : BLOCKING_ENGINES.includes(t.name) ? n / 7 : 0);
-    // The part of a warm-up beyond the usual one (win counts that).
-    const warmS = (t: TargetSpec, n: number): number => warmupRuns(t.name, n, o.mode, o.warmupS).reduce((a, b) => a + b, 0) - o.warmupS;
+    // win counts the usual warm-up; blocking engines get more under --full.
+    const warmS = (t: TargetSpec, n: number): number => extraWarmupS(t.name, n, o.mode, o.warmupS);
     for (const t of [...engines, ...peersHttp]) {
       steps.push({ scenario: 'throughput', target: sizedFor(t, 100), protocol: 'http', connections: [100], estimateS: win + startS(t, 100) + warmS(t, 100) });
     }
@@ -165,7 +170,7 @@ export function buildPlan(o: PlanOptions): Step[] {
       const blocking = BLOCKING_ENGINES.includes(t.name);
       // prefork serves one connection per process: give it as many as the ramp's largest step (the engine caps it by memory).
       const target = withProcs(t, ramp.at(-1)!);
-      steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) + ramp.reduce((a, n) => a + warmupRuns(t.name, n, o.mode, 0).reduce((x, y) => x + y, 0), 0) });
+      steps.push({ scenario: 'scaling', target, protocol: 'http', connections: ramp, estimateS: ramp.length * (o.durationS * o.repeats + 1) + (blocking ? ramp.at(-1)! / 10 : 0) + ramp.reduce((a, n) => a + extraWarmupS(t.name, n, o.mode, o.warmupS), 0) });
     }
   }
   if (has('idle-active')) {
