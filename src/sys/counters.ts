@@ -24,9 +24,26 @@ export const SYS: { readonly [K in SyscallName]: number } = Object.freeze(
   Object.fromEntries(SYSCALLS.map((n, i) => [n, i])) as { [K in SyscallName]: number },
 );
 
-export const counts = new Float64Array(SYSCALLS.length);
-/** Calls that returned EAGAIN (would block), across all bindings. */
-export const eagain = new Float64Array(1);
+/** Calls per binding, by SYS index. A live binding: bindCounters() may move it (read it, never keep it). */
+export let counts: Float64Array = new Float64Array(SYSCALLS.length);
+/** Calls that returned EAGAIN (would block), across all bindings. A live binding, as `counts`. */
+export let eagain: Float64Array = new Float64Array(1);
+
+/**
+ * Count into `c` (SYSCALLS.length slots) and `e` (one slot) from now on, starting from the counts so
+ * far. The blocking engines point them into their thread's stats row (a SharedArrayBuffer the main
+ * thread reads while the thread sits in read()), so the row is always current and nothing is copied
+ * per request: copying the row after each request (TypedArray.prototype.set) was 2% of the core with
+ * 100 connection threads.
+ */
+export function bindCounters(c: Float64Array, e: Float64Array): void {
+  if (c.length !== SYSCALLS.length || e.length !== 1) throw new Error('bindCounters: wrong lengths');
+  if (c === counts && e === eagain) return;
+  c.set(counts);
+  e[0] = eagain[0]!;
+  counts = c;
+  eagain = e;
+}
 
 /** A snapshot as a plain object of the non-zero counters. */
 export function syscallCounts(): Record<string, number> {

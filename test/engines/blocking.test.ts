@@ -166,6 +166,30 @@ describe('threads: a thread per connection, pooled', () => {
     }
   });
 
+  it('stats count the syscalls of a connection that is still open (each thread counts straight into its shared row)', async () => {
+    for (const engine of ['threads', 'prefork']) {
+      const s = await serveWith({}, ['--engine', engine, '--app', 'hello', ...(engine === 'prefork' ? ['--procs', '1'] : [])]);
+      try {
+        const c = await openKeepAlive(s.port);
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        for (let i = 1; i <= 20; i++) {
+          c.write(GET);
+          const until = Date.now() + 5000;
+          while (got.split('Hello, World!').length - 1 < i && Date.now() < until) await sleep(5);
+        }
+        assert.equal(got.split('Hello, World!').length - 1, 20, `${engine}: 20 answers`);
+        // The connection stays open: nothing has ended that would publish a count at its end.
+        const st = await statsUntil(s, `${engine}: 20 requests`, (x) => x.requests >= 20);
+        const sc = (st as unknown as { syscalls: Record<string, number> }).syscalls;
+        assert.ok((sc.read ?? 0) >= 20 && (sc.write ?? 0) >= 20, `${engine}: read/write counted while open: ${JSON.stringify(sc)}`);
+        c.destroy();
+      } finally {
+        assert.equal(await s.stop(), 0);
+      }
+    }
+  });
+
   it('a bounded pool leaves the excess connection in the backlog until a thread is free', async () => {
     const s = await serveWith({ IOLAB_MAX_THREADS: '2' }, ['--engine', 'threads', '--app', 'hello']);
     try {

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  EAGAIN, EPOLLIN, EPOLL_CTL_ADD, Epoll, SyscallError, connectTcp, counts, SYS, decodeSockaddr, encodeSockaddr,
+  EAGAIN, EPOLLIN, bindCounters, eagain, EPOLL_CTL_ADD, Epoll, SyscallError, connectTcp, counts, SYS, decodeSockaddr, encodeSockaddr,
   ffi, getrlimit, listenTcp, localAddress, setNonBlocking, syscallCounts, SOCK_CLOEXEC, SOCK_NONBLOCK,
 } from '../../src/sys/index.js';
 
@@ -51,6 +51,27 @@ describe('sys', () => {
     assert.ok(syscallCounts().epoll_wait! >= 1);
     ep.close();
     for (const fd of [c, s, l]) ffi.close(fd);
+  });
+
+  it('bindCounters moves the counters into a caller\'s shared array, with the counts so far', () => {
+    const before = counts[SYS.read]!;
+    const row = new Float64Array(new SharedArrayBuffer(8 * (counts.length + 1)));
+    const c = row.subarray(0, counts.length);
+    const e = row.subarray(counts.length);
+    const eagainBefore = eagain[0]!;
+    bindCounters(c, e);
+    try {
+      assert.equal(counts, c, 'the live binding now names the shared array');
+      assert.equal(c[SYS.read], before, 'counts so far carried over');
+      const r = ffi.read(-1, Buffer.alloc(1), 1);
+      assert.ok(r < 0);
+      assert.equal(c[SYS.read], before + 1, 'a call counts into the shared array');
+      assert.equal(e[0], eagainBefore);
+      assert.throws(() => bindCounters(new Float64Array(3), e), /wrong lengths/);
+    } finally {
+      bindCounters(new Float64Array(counts.length), new Float64Array(1)); // later tests count privately again
+    }
+    assert.equal(counts[SYS.read], before + 1);
   });
 
   it('IPv4 and IPv6 sockaddrs round-trip', () => {

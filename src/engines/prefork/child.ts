@@ -15,7 +15,7 @@ import { FeedResult, createService } from '../../apps/service.js';
 import {
   EAGAIN, ECONNABORTED, EINVAL, PR_SET_PDEATHSIG, SIGKILL, SOCK_CLOEXEC, errnoName, ffi,
 } from '../../sys/index.js';
-import { BlockingConn, ROW_WAKEUPS, ROW_WIDTH, publishSyscalls } from '../threads/blocking.js';
+import { BlockingConn, ROW_WAKEUPS, ROW_WIDTH } from '../threads/blocking.js';
 import type { ChildConfig, FromChild, ToChild } from './messages.js';
 import { performance } from 'node:perf_hooks'; // the global is a lazy accessor: a getter call per use
 
@@ -66,7 +66,6 @@ const conn = new BlockingConn(service, new FeedResult(), row, {
 });
 process.on('message', (m: ToChild) => {
   if (m.type === 'stats') {
-    publishSyscalls(row);
     send({ type: 'stats', id: m.id, row: Array.from(row), current });
   }
 });
@@ -112,5 +111,4 @@ while (stopLevel === 0) {
   }
 }
 
-publishSyscalls(row);
 send({ type: 'final', row: Array.from(row) }, () => process.exit(0));

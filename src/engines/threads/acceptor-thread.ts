@@ -15,7 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import {
   EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, errnoName, ffi, getrlimit,
 } from '../../sys/index.js';
-import { ROW_WAKEUPS, publishSyscalls, refuse } from './blocking.js';
+import { ROW_WAKEUPS, countInto, refuse } from './blocking.js';
 import {
   C_BOUNDED, C_CURRENT, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, START_FDS, claimIdle, handOver,
   rowOf, type AcceptorData, type FromAcceptor,
@@ -25,6 +25,7 @@ const d = workerData as AcceptorData;
 const port = parentPort!;
 const ctl = new Int32Array(d.ctl);
 const row = rowOf(d.stats, d.row);
+countInto(row);
 const send = (m: FromAcceptor): void => port.postMessage(m);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
@@ -92,7 +93,6 @@ for (;;) {
     refuse(fd, d.protocol);
     Atomics.add(ctl, C_REFUSED, 1);
     warnOnce('limit', `${Atomics.load(ctl, C_LIMIT)} connection threads in use (the thread/memory limit): refusing new connections until some close`);
-    publishSyscalls(row);
     continue;
   }
   const maxConn = Atomics.load(ctl, C_MAXCONN);
@@ -101,7 +101,6 @@ for (;;) {
     refuse(fd, d.protocol);
     Atomics.add(ctl, C_REFUSED, 1);
     warnOnce('maxconn', `connection cap of ${maxConn} reached: refusing new connections`);
-    publishSyscalls(row);
     continue;
   }
   // Connections queued in the main thread (threads starting) go first: this one queues behind them.
@@ -114,15 +113,12 @@ for (;;) {
     refuse(fd, d.protocol);
     Atomics.add(ctl, C_REFUSED, 1);
     warnOnce('fds', `fewer than ${START_FDS} file descriptors free for a new connection thread: refusing connections that need one (raise ulimit -n)`);
-    publishSyscalls(row);
     continue;
   }
   Atomics.add(ctl, C_TOTAL, 1);
   if (cur > ctl[C_PEAK]!) Atomics.store(ctl, C_PEAK, cur); // only this thread writes C_PEAK
   if (slot >= 0) handOver(ctl, slot, fd);
   else send({ type: 'spawn', fd });
-  publishSyscalls(row);
 }
 
 if (reserveFd >= 0) ffi.close(reserveFd);
-publishSyscalls(row);

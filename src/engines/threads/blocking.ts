@@ -46,7 +46,7 @@ import { OutBuf } from '../../protocols/outbuf.js';
 import { writeError as writeHttpError } from '../../protocols/http/response.js';
 import { writeError as writeRespError } from '../../protocols/resp/encode.js';
 import {
-  EAGAIN, EINTR, MSG_DONTWAIT, MSG_NOSIGNAL, POLLIN, SHUT_WR, SOL_SOCKET, SYSCALLS, counts, eagain, ffi,
+  EAGAIN, EINTR, MSG_DONTWAIT, MSG_NOSIGNAL, POLLIN, SHUT_WR, SOL_SOCKET, SYSCALLS, bindCounters, ffi,
 } from '../../sys/index.js';
 import type { FileSend } from '../../sys/file.js';
 import { COPY_CHUNK, FILE_BLOCKED, FILE_DONE, pumpFile } from '../filebody.js';
@@ -66,10 +66,13 @@ export const ROW_CONNS = 5;
 export const ROW_SYSCALLS = 6;
 export const ROW_WIDTH = ROW_SYSCALLS + SYSCALLS.length;
 
-/** Copy this thread's sys-layer counters into its row (each thread has its own sys module instance). */
-export function publishSyscalls(row: Float64Array): void {
-  row.set(counts, ROW_SYSCALLS);
-  row[ROW_EAGAIN] = eagain[0]!;
+/**
+ * Count this thread's (or process's) syscalls straight into its row from now on: each thread has its
+ * own sys module instance, whose counters move into the row (sys/counters.ts bindCounters), so the
+ * main thread reads current counts without asking and nothing is copied per request.
+ */
+export function countInto(row: Float64Array): void {
+  bindCounters(row.subarray(ROW_SYSCALLS, ROW_SYSCALLS + SYSCALLS.length), row.subarray(ROW_EAGAIN, ROW_EAGAIN + 1));
 }
 
 /** Add row `src` into `dst` (both ROW_WIDTH long). */
@@ -175,6 +178,7 @@ export class BlockingConn {
   ) {
     fr.maxOut = FEED_OUT_BOUND; // one feed's output is bounded; the rest of the input waits (r.more)
     fr.acceptsFile = true; // file bodies are sent here (sendFile), not copied into `out`
+    countInto(row); // one connection server per thread or process: its syscalls are the row's
   }
 
   /**
@@ -213,7 +217,6 @@ export class BlockingConn {
       this.wait = null;
       this.buf = this.rbuf;
       this.o.unpark?.();
-      publishSyscalls(this.row);
     }
   }
 
@@ -342,9 +345,9 @@ export class BlockingConn {
 
   /** The end of a turn whose input is answered (or held). */
   private tail(): number {
+    if (this.o.tickMs === 0) return T_READ; // threads: no ticks, and SO_RCVTIMEO keeps the idle time
     if (this.held === null) this.idleSince = performance.now();
-    if (this.o.tickMs > 0 && performance.now() - this.lastYield >= YIELD_MS) return T_YIELD;
-    publishSyscalls(this.row);
+    if (performance.now() - this.lastYield >= YIELD_MS) return T_YIELD;
     return T_READ;
   }
 
@@ -363,7 +366,6 @@ export class BlockingConn {
           return this.o.stopLevel() !== 2;
         case T_YIELD:
           await this.yieldNow();
-          publishSyscalls(this.row);
           return true;
         case T_WRITE:
           if (!(await this.wait!)) {
@@ -554,7 +556,6 @@ export class BlockingConn {
   }
 
   private async yieldNow(): Promise<void> {
-    publishSyscalls(this.row);
     await tick();
     this.lastYield = performance.now();
   }

@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadApp } from '../../apps/index.js';
 import { FeedResult, createService } from '../../apps/service.js';
 import { ffi } from '../../sys/index.js';
-import { BlockingConn, ROW_WAKEUPS, publishSyscalls } from './blocking.js';
+import { BlockingConn, ROW_WAKEUPS } from './blocking.js';
 import {
   C_CURRENT, C_IDLE, C_STOP, PARK_LINGER, PARK_NO, PARK_READ, PARK_WAKING, S_FD, S_PARKED, S_SERVING, S_STATE,
   ST_EXITING, ST_IDLE, rowOf, slotIndex, type ConnThreadData, type FromConnThread, type ToConnThread,
@@ -108,7 +108,6 @@ for (;;) {
   Atomics.store(ctl, I_FD, -1);
   ffi.close(fd);
   Atomics.store(ctl, I_SERVING, 0);
-  publishSyscalls(row);
   const stopping = Atomics.load(ctl, C_STOP) !== 0;
   // Back to the pool (IDLE before C_CURRENT drops, so the bounded acceptor it wakes finds this thread).
   if (stopping) Atomics.store(ctl, I_STATE, ST_EXITING);
@@ -120,4 +119,3 @@ for (;;) {
   Atomics.notify(ctl, C_CURRENT);
   if (stopping) break;
 }
-publishSyscalls(row);
