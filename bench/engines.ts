@@ -7,7 +7,7 @@
  *
  *   npm run bench:engines -- [--duration 5] [--runs 3] [--connections 100 | 4,16,50,100]
  *                            [--engines epoll,io_uring,...] [--peers nginx,apache2-worker,apache2-prefork | none]
- *                            [--warmup 2] [--blocking-warmup 30] [--json]
+ *                            [--warmup 2] [--blocking-warmup 45] [--json]
  *
  * The blocking engines are measured as Apache would be configured for the load: prefork with one
  * process per connection (--procs N, like MaxRequestWorkers), threads with N threads started before
@@ -34,7 +34,7 @@ const { values } = parseArgs({
     engines: { type: 'string', default: ENGINES.join(',') },
     peers: { type: 'string', default: 'nginx,apache2-worker,apache2-prefork' },
     warmup: { type: 'string', default: '2' },
-    'blocking-warmup': { type: 'string', default: '30' },
+    'blocking-warmup': { type: 'string', default: '45' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -54,11 +54,12 @@ const BLOCKING = new Set(['threads', 'prefork', 'apache2-worker', 'apache2-prefo
 /** wrk as the lab's load function (closed loop, one thread, pinned to CPU 1). */
 const wrk: LoadFn = (r) =>
   new Promise((resolve, reject) => {
-    const w = spawnPinned('1', 'wrk', ['-t1', `-c${r.connections}`, `-d${r.durationS}s`, '--latency', r.url], { stdio: 'pipe' });
+    const w = spawnPinned('1', 'wrk', ['-t1', `-c${r.connections}`, `-d${Math.max(1, Math.round(r.durationS))}s`, '--latency', r.url], { stdio: 'pipe' });
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d));
     w.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`wrk exited ${code}`));
+      // wrk's own complaint (stderr) is already on ours; its usage text goes to stdout.
+      if (code !== 0) return reject(new Error(`wrk exited ${code}${out ? `: ${out.trim().split('\n')[0]}` : ''}`));
       const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
       const ms = (m: RegExpExecArray | null): number => (m ? Number(m[1]) * ({ us: 1e-3, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'] ?? 1) : NaN);
       const rps = num(/Requests\/sec:\s+([\d.]+)/);

@@ -101,7 +101,7 @@ interface Run { rps: number; cpuUsPerReq: number; errors: number }
 
 async function runWrk(port: number, seconds: number): Promise<Run> {
   // wrk pipelines only through a Lua script; at depth 1 it is the plain closed loop.
-  const args = ['-t1', `-c${CONNS}`, `-d${seconds}s`];
+  const args = ['-t1', `-c${CONNS}`, `-d${Math.max(1, Math.round(seconds))}s`];
   let dir: string | null = null;
   if (PIPE > 1) {
     dir = mkdtempSync(join(tmpdir(), 'iolab-wrk-'));

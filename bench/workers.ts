@@ -89,7 +89,7 @@ function wrk(s: Server, seconds: number): Promise<Run> {
   const c0 = cpuSeconds(s.run.pid);
   const m0 = machineCpu();
   const t0 = performance.now();
-  const argv = [...TIME, 'wrk', `-t${WT}`, `-c${CONNS}`, `-d${seconds}s`, s.run.url];
+  const argv = [...TIME, 'wrk', `-t${WT}`, `-c${CONNS}`, `-d${Math.max(1, Math.round(seconds))}s`, s.run.url];
   const w = spawnChild(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   w.stdout!.on('data', (d: Buffer) => (out += d));

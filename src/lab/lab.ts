@@ -476,5 +476,5 @@ export function coldNote(results: ScenarioResult[], mode: string, warmupS: numbe
     .map((r) => r.target.ran))];
   if (cold.length === 0) return null;
   return `${cold.join(' and ')} measured cold (${warmupS} s of warm-up): each of their connections is a V8 isolate that compiles its own ` +
-    'code (~20 s of this core for 100 of them, src/engines/tiering.ts). --full warms them 0.25-0.35 s per connection; `npm run bench:engines` measures them warm.';
+    'code (~20 s of this core for 100 of them, src/engines/tiering.ts). --full warms them 0.4 s per connection; `npm run bench:engines` measures them warm.';
 }

@@ -52,16 +52,14 @@ export const BLOCKING_ENGINES = ['threads', 'prefork'];
  * warm within the usual warm-up. threads and prefork run an isolate per connection, and each compiles
  * its own copy of the request path, on its own time slice (engines/tiering.ts): at 100 connections
  * that took ~20 s of the one core here, and a connection's first EOF sends each isolate's code back
- * to be recompiled once. So --full gives them 0.25 s per connection (prefork 0.35 s; at most 120
+ * to be recompiled once; the rate levels off after ~40 s (threads) and ~30 s (prefork) at 100
+ * connections (3 s windows, each a new wrk). So --full gives them 0.4 s per connection (at most 120
  * connections' worth), in two runs so the second's new connections take that recompile before the
  * windows. The quick tour cannot afford it: its blocking rows are measured cold, and the report says so.
  */
 export function warmupRuns(target: string, connections: number, mode: string, warmupS: number): number[] {
   if (mode === 'full' && BLOCKING_ENGINES.includes(target)) {
-    // prefork warms slower than threads (its children are all up before the server listens): after
-    // 25 s its 100 were still warming through the windows (9.8k -> 14.4k -> 24.3k req/s), threads' were
-    // warm; bench:engines found it steady after 30 s.
-    const perConn = target === 'prefork' ? 0.35 : 0.25;
+    const perConn = 0.4;
     const total = Math.max(warmupS, Math.min(perConn * 120, connections * perConn));
     return [total * 0.7, total * 0.3];
   }
