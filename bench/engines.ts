@@ -82,6 +82,9 @@ async function startTarget(name: string, conns: number): Promise<Running> {
 
 interface Row { target: string; ran: string; conns: number; m: Sample; errors: number }
 const rows: Row[] = [];
+/** Windows further apart than this (max/min req/s) are reported under the table. */
+const SPREAD = 1.3;
+const spread: string[] = [];
 const peers = values.peers === 'none' ? [] : values.peers!.split(',').filter(Boolean);
 for (const p of peers) if (!peerByName(p)) process.stderr.write(`bench:engines: unknown peer ${p} (skipped)\n`);
 const targets = [...values.engines!.split(','), ...peers.filter((p) => peerByName(p))];
@@ -110,6 +113,12 @@ for (const conns of COUNTS) {
       const m = medianSample(samples)!;
       rows.push({ target: name, ran: srv.target.ran, conns, m, errors: samples.reduce((a, s) => a + s.errors, 0) });
       process.stderr.write(`  ${name} @${conns}: ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s, ${samples.map((s) => s.cpuUsPerReq?.toFixed(1)).join(', ')} us CPU/req\n`);
+      const rates = samples.map((s) => s.rps).filter((x) => x > 0);
+      if (rates.length > 1 && Math.max(...rates) > SPREAD * Math.min(...rates)) {
+        // A warm blocking server at 100 connections has two speeds here (PERFORMANCE.md, "Steady state"):
+        // say so rather than let a median of disagreeing windows pass for a steady figure.
+        spread.push(`${name} @${conns}: windows from ${Math.round(Math.min(...rates))} to ${Math.round(Math.max(...rates))} req/s`);
+      }
     } catch (e) {
       process.stderr.write(`  ${name} @${conns}: failed: ${(e as Error).message}\n`);
     } finally {
@@ -119,7 +128,7 @@ for (const conns of COUNTS) {
 }
 
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: COUNTS, rows }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: COUNTS, rows, disagreeing: spread }, null, 2) + '\n');
 } else {
   const f = (n: number | null | undefined, d = 2): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
   process.stdout.write(`\nwrk -t1 -d${DURATION}s, HTTP hello, median of ${RUNS}; server on CPU 0, wrk on CPU 1; "vs epoll" at the same connection count\n`);
@@ -134,5 +143,9 @@ if (values.json) {
         `${(base && m.cpuUsPerReq && base.cpuUsPerReq ? `${(m.cpuUsPerReq / base.cpuUsPerReq).toFixed(2)}x` : '').padStart(10)}${f(m.syscallsPerReq).padStart(14)}` +
         `${f(m.ctxSwitchesPerReq, 3).padStart(11)}${f(m.rssBytes !== null ? m.rssBytes / 2 ** 20 : null, 0).padStart(9)}${String(m.threads ?? '-').padStart(9)}${String(errors).padStart(8)}\n`,
     );
+  }
+  if (spread.length > 0) {
+    process.stdout.write(`\nwindows that disagree by more than ${SPREAD}x (a noisy machine, or a blocking engine's two speeds: PERFORMANCE.md "Steady state"); more --runs narrow the median:\n`);
+    for (const l of spread) process.stdout.write(`  ${l}\n`);
   }
 }
