@@ -27,7 +27,8 @@
  *    waits in a FIFO here for the next thread that is free or started (Apache's prefork ramps its
  *    spawn rate for the same reason);
  *  - 8 connections on 8 threads: ~82k req/s at ~12 us CPU/request (epoll: ~131k at ~7.4 us);
- *    100 on 100 threads, warmed 20-40 s: ~18-27k req/s at ~37-55 us/request. Each isolate compiles its
+ *    100 on 100 threads, warmed 45 s: ~57-62k req/s at ~16-17.5 us/request (bench:engines; some windows
+ *    run at half that, PERFORMANCE.md "Steady state"). Each isolate compiles its
  *    own copy of the hot path (tiering.ts: until that was moved onto each thread's own time slice, the
  *    copies waited behind V8's 4 background compile threads and 100 threads ran baseline code at
  *    ~88-120 us/request), and each request then runs another copy of the code on another heap,
