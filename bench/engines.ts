@@ -23,7 +23,7 @@ import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js'
 import { peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
-import { has, spawnPinned, usageOnHelp } from './lib/util.js';
+import { has, spawnPinned, usageOnHelp, wrkDuration } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -54,7 +54,7 @@ const BLOCKING = new Set(['threads', 'prefork', 'apache2-worker', 'apache2-prefo
 /** wrk as the lab's load function (closed loop, one thread, pinned to CPU 1). */
 const wrk: LoadFn = (r) =>
   new Promise((resolve, reject) => {
-    const w = spawnPinned('1', 'wrk', ['-t1', `-c${r.connections}`, `-d${Math.max(1, Math.round(r.durationS))}s`, '--latency', r.url], { stdio: 'pipe' });
+    const w = spawnPinned('1', 'wrk', ['-t1', `-c${r.connections}`, wrkDuration(r.durationS), '--latency', r.url], { stdio: 'pipe' });
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d));
     w.on('exit', (code) => {

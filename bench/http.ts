@@ -24,7 +24,7 @@ import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
 import { sampleTree } from '../src/probe/index.js';
-import { freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort, usageOnHelp } from './lib/util.js';
+import { freePort, has, median, reapOnExit, spawnPinned, startIolab, stop, waitPort, usageOnHelp, wrkDuration } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -133,7 +133,7 @@ process.on('exit', () => rmSync(luaDir, { recursive: true, force: true }));
 function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: string }> {
   return new Promise((resolve, reject) => {
     const pipe = PIPELINE > 1 ? ['-s', lua] : [];
-    const w = spawnPinned(CCPU, 'wrk', ['-t1', `-c${CONNS}`, `-d${Math.max(1, Math.round(seconds))}s`, ...pipe, `http://127.0.0.1:${port}/`], { stdio: 'pipe' });
+    const w = spawnPinned(CCPU, 'wrk', ['-t1', `-c${CONNS}`, wrkDuration(seconds), ...pipe, `http://127.0.0.1:${port}/`], { stdio: 'pipe' });
     children.push(w);
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d));

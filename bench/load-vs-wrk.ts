@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, has, median, reapOnExit, spawnPinned, startIolab, stop, usageOnHelp } from './lib/util.js';
+import { CLI, has, median, reapOnExit, spawnPinned, startIolab, stop, usageOnHelp, wrkDuration } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -101,7 +101,7 @@ interface Run { rps: number; cpuUsPerReq: number; errors: number }
 
 async function runWrk(port: number, seconds: number): Promise<Run> {
   // wrk pipelines only through a Lua script; at depth 1 it is the plain closed loop.
-  const args = ['-t1', `-c${CONNS}`, `-d${Math.max(1, Math.round(seconds))}s`];
+  const args = ['-t1', `-c${CONNS}`, wrkDuration(seconds)];
   let dir: string | null = null;
   if (PIPE > 1) {
     dir = mkdtempSync(join(tmpdir(), 'iolab-wrk-'));

@@ -36,7 +36,7 @@ import { makeTempDir, nginxStatic, peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
 import { loadgen } from '../src/lab/load.js';
-import { cpuSeconds, has, median, spawnPinned, usageOnHelp } from './lib/util.js';
+import { cpuSeconds, has, median, spawnPinned, usageOnHelp, wrkDuration } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -112,7 +112,7 @@ end
 /** wrk as the lab's load function (closed loop, one thread, pinned to the client CPU). */
 const wrk: LoadFn = (r) =>
   new Promise((resolve, reject) => {
-    const w = spawnPinned(String(CCPU), 'wrk', ['-t1', `-c${r.connections}`, `-d${Math.max(1, Math.round(r.durationS))}s`, '--timeout', '10s', '-s', SCRIPT, r.url], { stdio: 'pipe' });
+    const w = spawnPinned(String(CCPU), 'wrk', ['-t1', `-c${r.connections}`, wrkDuration(r.durationS), '--timeout', '10s', '-s', SCRIPT, r.url], { stdio: 'pipe' });
     let out = '';
     w.stdout!.on('data', (d: Buffer) => (out += d));
     w.on('exit', (code) => {

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { spawnChild } from '../src/lab/children.js';
 import { peerByName, type PeerSpec } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
-import { cpuSeconds, has, machineCpu, median, usageOnHelp } from './lib/util.js';
+import { cpuSeconds, has, machineCpu, median, usageOnHelp, wrkDuration } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -89,7 +89,7 @@ function wrk(s: Server, seconds: number): Promise<Run> {
   const c0 = cpuSeconds(s.run.pid);
   const m0 = machineCpu();
   const t0 = performance.now();
-  const argv = [...TIME, 'wrk', `-t${WT}`, `-c${CONNS}`, `-d${Math.max(1, Math.round(seconds))}s`, s.run.url];
+  const argv = [...TIME, 'wrk', `-t${WT}`, `-c${CONNS}`, wrkDuration(seconds), s.run.url];
   const w = spawnChild(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   w.stdout!.on('data', (d: Buffer) => (out += d));

@@ -70,6 +70,11 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** wrk's -d argument: wrk takes whole seconds only (`-d31.5s` prints its usage and exits 1). */
+export function wrkDuration(seconds: number): string {
+  return `-d${Math.max(1, Math.round(seconds))}s`;
+}
+
 /** Spawn a command pinned to a CPU list with taskset (when present). */
 export function spawnPinned(cpus: string, cmd: string, args: string[], opts: { stdio?: 'ignore' | 'pipe' } = {}): ChildProcess {
   const [c, a] = has('taskset') ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
