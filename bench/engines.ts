@@ -16,9 +16,15 @@
  * compiles its own copy of the request path (~20 s of the core for 100 of them), so they get a longer
  * warm-up (--blocking-warmup), in two wrk runs: V8 recompiles each isolate's request path once, at its
  * first connection's end, and that belongs in the warm-up rather than the windows.
+ *
+ * Each window is bracketed by an L3 cache probe (src/lab/cacheprobe.ts): on a shared host another
+ * tenant can take the last-level cache for seconds at a time, and a blocking engine's per-request
+ * CPU triples while it does. Windows where the probe read more than twice the run's best get a second
+ * table of their own (medians over the quiet windows only), and --json carries every reading.
  */
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
+import { cacheProbe, contended } from '../src/lab/cacheprobe.js';
 import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js';
 import { peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
@@ -80,7 +86,9 @@ async function startTarget(name: string, conns: number): Promise<Running> {
   return startEngine({ engine: name, protocol: 'http', cpu: 0 });
 }
 
-interface Row { target: string; ran: string; conns: number; m: Sample; errors: number }
+/** One window: its sample, and the cache probe's reading (ns per load) just before and just after it. */
+interface Window { s: Sample; cacheNs: [number, number] }
+interface Row { target: string; ran: string; conns: number; m: Sample; errors: number; windows: Window[] }
 const rows: Row[] = [];
 /** Windows further apart than this (max/min req/s) are reported under the table. */
 const SPREAD = 1.3;
@@ -108,11 +116,20 @@ for (const conns of COUNTS) {
           await wrk({ ...req, durationS: BLOCKING_WARMUP * 0.3 });
         }
       } else if (WARMUP > 0) await wrk({ ...req, durationS: WARMUP });
-      const samples: Sample[] = [];
-      for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(srv, wrk, req));
+      // The L3 probe brackets each window (src/lab/cacheprobe.ts): the server is idle then.
+      const windows: Window[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const before = cacheProbe();
+        const s = await measureWindow(srv, wrk, req);
+        windows.push({ s, cacheNs: [before, cacheProbe()] });
+      }
+      const samples = windows.map((w) => w.s);
       const m = medianSample(samples)!;
-      rows.push({ target: name, ran: srv.target.ran, conns, m, errors: samples.reduce((a, s) => a + s.errors, 0) });
-      process.stderr.write(`  ${name} @${conns}: ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s, ${samples.map((s) => s.cpuUsPerReq?.toFixed(1)).join(', ')} us CPU/req\n`);
+      rows.push({ target: name, ran: srv.target.ran, conns, m, errors: samples.reduce((a, s) => a + s.errors, 0), windows });
+      process.stderr.write(
+        `  ${name} @${conns}: ${samples.map((s) => Math.round(s.rps)).join(', ')} req/s, ${samples.map((s) => s.cpuUsPerReq?.toFixed(1)).join(', ')} us CPU/req; ` +
+          `L3 probe ${windows.map((w) => w.cacheNs.map((x) => x.toFixed(0)).join('/')).join(', ')} ns\n`,
+      );
       const rates = samples.map((s) => s.rps).filter((x) => x > 0);
       if (rates.length > 1 && Math.max(...rates) > SPREAD * Math.min(...rates)) {
         // A warm blocking server at 100 connections has two speeds here (PERFORMANCE.md, "Steady state"):
@@ -127,8 +144,33 @@ for (const conns of COUNTS) {
   }
 }
 
+// A window is "contended" when either probe beside it read more than twice the best of the whole run
+// (the cache as this machine gives it when no neighbour wants it). The median of the quiet windows is
+// the figure to compare engines by; the median of all is kept beside it.
+const allProbes = rows.flatMap((r) => r.windows.flatMap((w) => w.cacheNs));
+const hot = contended(allProbes);
+let k = 0;
+const quiet = new Map<Row, { n: number; rps: number | null; cpu: number | null }>();
+for (const r of rows) {
+  const q = r.windows.filter(() => {
+    const c = hot[k]! || hot[k + 1]!;
+    k += 2;
+    return !c;
+  });
+  const qm = medianSample(q.map((w) => w.s));
+  quiet.set(r, { n: q.length, rps: qm?.rps ?? null, cpu: qm?.cpuUsPerReq ?? null });
+}
+const bestProbe = allProbes.length > 0 ? Math.min(...allProbes) : NaN;
+
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: COUNTS, rows, disagreeing: spread }, null, 2) + '\n');
+  const out = rows.map((r) => ({
+    ...r,
+    windows: r.windows.map((w) => ({ rps: w.s.rps, cpuUsPerReq: w.s.cpuUsPerReq, cacheNs: w.cacheNs })),
+    quietWindows: quiet.get(r)!.n,
+    quietRps: quiet.get(r)!.rps,
+    quietCpuUsPerReq: quiet.get(r)!.cpu,
+  }));
+  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: COUNTS, cacheProbeBestNs: bestProbe, rows: out, disagreeing: spread }, null, 2) + '\n');
 } else {
   const f = (n: number | null | undefined, d = 2): string => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
   process.stdout.write(`\nwrk -t1 -d${DURATION}s, HTTP hello, median of ${RUNS}; server on CPU 0, wrk on CPU 1; "vs epoll" at the same connection count\n`);
@@ -143,6 +185,23 @@ if (values.json) {
         `${(base && m.cpuUsPerReq && base.cpuUsPerReq ? `${(m.cpuUsPerReq / base.cpuUsPerReq).toFixed(2)}x` : '').padStart(10)}${f(m.syscallsPerReq).padStart(14)}` +
         `${f(m.ctxSwitchesPerReq, 3).padStart(11)}${f(m.rssBytes !== null ? m.rssBytes / 2 ** 20 : null, 0).padStart(9)}${String(m.threads ?? '-').padStart(9)}${String(errors).padStart(8)}\n`,
     );
+  }
+  if (hot.some(Boolean)) {
+    process.stdout.write(
+      `\nthe same, over the windows with the L3 cache to ourselves (probe within 2x of the run's best, ${f(bestProbe, 1)} ns a load; ` +
+        `${hot.filter(Boolean).length} of ${hot.length} readings were above it: another tenant of the host held the cache):\n`,
+    );
+    process.stdout.write(`${'target'.padEnd(20)}${'conns'.padStart(6)}${'windows'.padStart(9)}${'req/s'.padStart(10)}${'vs epoll'.padStart(10)}${'CPU us/req'.padStart(12)}${'vs epoll'.padStart(10)}\n`);
+    for (const r of rows) {
+      const q = quiet.get(r)!;
+      const baseRow = rows.find((b) => b.target === 'epoll' && b.conns === r.conns);
+      const base = baseRow ? quiet.get(baseRow)! : null;
+      const ratio = (a: number | null, b: number | null | undefined): string => (a !== null && b !== null && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '');
+      process.stdout.write(
+        `${r.target.padEnd(20)}${String(r.conns).padStart(6)}${`${q.n}/${r.windows.length}`.padStart(9)}${(q.rps === null ? '-' : Math.round(q.rps).toString()).padStart(10)}` +
+          `${ratio(q.rps, base?.rps).padStart(10)}${f(q.cpu).padStart(12)}${ratio(q.cpu, base?.cpu).padStart(10)}\n`,
+      );
+    }
   }
   if (spread.length > 0) {
     process.stdout.write(`\nwindows that disagree by more than ${SPREAD}x (a noisy machine, or a blocking engine's two speeds: PERFORMANCE.md "Steady state"); more --runs narrow the median:\n`);
