@@ -22,6 +22,7 @@
  * CPU triples while it does. Windows where the probe read more than twice the run's best get a second
  * table of their own (medians over the quiet windows only), and --json carries every reading.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
 import { cacheProbe, contended } from '../src/lab/cacheprobe.js';
@@ -90,6 +91,8 @@ async function startTarget(name: string, conns: number): Promise<Running> {
 interface Window { s: Sample; cacheNs: [number, number] }
 interface Row { target: string; ran: string; conns: number; m: Sample; errors: number; windows: Window[] }
 const rows: Row[] = [];
+/** Pause between a window's end and the cache probe after it. */
+const PROBE_SETTLE_MS = 500;
 /** Windows further apart than this (max/min req/s) are reported under the table. */
 const SPREAD = 1.3;
 const spread: string[] = [];
@@ -116,12 +119,17 @@ for (const conns of COUNTS) {
           await wrk({ ...req, durationS: BLOCKING_WARMUP * 0.3 });
         }
       } else if (WARMUP > 0) await wrk({ ...req, durationS: WARMUP });
-      // The L3 probe brackets each window (src/lab/cacheprobe.ts): the server is idle then.
+      // The L3 probe brackets each window (src/lab/cacheprobe.ts), read while the server is idle: not
+      // at once after a window, when the server is still closing its connections on the other core
+      // (read then, it took in our own server's cache traffic: 17 ns before a window, 61-77 after).
       const windows: Window[] = [];
+      let before = cacheProbe();
       for (let i = 0; i < RUNS; i++) {
-        const before = cacheProbe();
         const s = await measureWindow(srv, wrk, req);
-        windows.push({ s, cacheNs: [before, cacheProbe()] });
+        await sleep(PROBE_SETTLE_MS);
+        const after = cacheProbe();
+        windows.push({ s, cacheNs: [before, after] });
+        before = after;
       }
       const samples = windows.map((w) => w.s);
       const m = medianSample(samples)!;
@@ -160,6 +168,7 @@ for (const r of rows) {
   const qm = medianSample(q.map((w) => w.s));
   quiet.set(r, { n: q.length, rps: qm?.rps ?? null, cpu: qm?.cpuUsPerReq ?? null });
 }
+const nContended = rows.reduce((a, r) => a + r.windows.length - quiet.get(r)!.n, 0);
 const bestProbe = allProbes.length > 0 ? Math.min(...allProbes) : NaN;
 
 if (values.json) {
@@ -186,10 +195,10 @@ if (values.json) {
         `${f(m.ctxSwitchesPerReq, 3).padStart(11)}${f(m.rssBytes !== null ? m.rssBytes / 2 ** 20 : null, 0).padStart(9)}${String(m.threads ?? '-').padStart(9)}${String(errors).padStart(8)}\n`,
     );
   }
-  if (hot.some(Boolean)) {
+  if (nContended > 0) {
     process.stdout.write(
       `\nthe same, over the windows with the L3 cache to ourselves (probe within 2x of the run's best, ${f(bestProbe, 1)} ns a load; ` +
-        `${hot.filter(Boolean).length} of ${hot.length} readings were above it: another tenant of the host held the cache):\n`,
+        `${nContended} of ${rows.reduce((a, r) => a + r.windows.length, 0)} windows had a reading above it: another tenant of the host held the cache):\n`,
     );
     process.stdout.write(`${'target'.padEnd(20)}${'conns'.padStart(6)}${'windows'.padStart(9)}${'req/s'.padStart(10)}${'vs epoll'.padStart(10)}${'CPU us/req'.padStart(12)}${'vs epoll'.padStart(10)}\n`);
     for (const r of rows) {
