@@ -31,6 +31,8 @@ export interface BenchFlags {
   budget?: string;
   duration?: string;
   repeats?: string;
+  /** commander's --no-cache-probe: false when given. */
+  cacheProbe?: boolean;
   json?: boolean;
 }
 
@@ -89,6 +91,7 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
     progress,
     ioUring: ioUringInfo(),
     version,
+    cacheProbe: f.cacheProbe !== false,
   });
   if ((!asked || asked.includes(TRACE)) && engines.length > 0) {
     progress('trace: one connection per engine, 3 HTTP requests');

@@ -85,6 +85,7 @@ program
   .option('--budget <s>', 'time budget in seconds (quick: 180); steps past it are recorded as skipped')
   .option('--duration <s>', 'seconds per measured window')
   .option('--repeats <n>', 'measured windows per step (the median is reported)')
+  .option('--no-cache-probe', 'skip the L3 cache probe before each window (it notes windows measured while another tenant of the host held the cache)')
   .option('--json', 'print results.json to stdout instead of the terminal report')
   .action(async (flags) => {
     const { bench } = await import('./bench.js');

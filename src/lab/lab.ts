@@ -8,6 +8,7 @@ import { ENGINE_INFO } from '../engines/index.js';
 import { getrlimit, raiseNofile } from '../sys/index.js';
 import { sampleTree, socketSlabBytes, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
+import { contended } from './cacheprobe.js';
 import { measureWindow, medianSample, rpsSpread, type LoadFn, type LoadOutcome } from './measure.js';
 import { checkBody, makeStaticFiles, sizeName, type StaticFiles } from './files.js';
 import { nginxStatic, peerByName } from './peers.js';
@@ -28,6 +29,8 @@ export interface LabOptions extends PlanOptions {
   progress: (line: string) => void;
   ioUring: Machine['ioUring'];
   version: string;
+  /** Read the L3 cache probe before every measured window and note contended ones (default on). */
+  cacheProbe?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -153,6 +156,8 @@ export async function runLab(o: LabOptions): Promise<LabResults> {
   results.push(...deriveBreakingPoints(results));
   const cold = coldNote(results, o.mode, o.warmupS);
   if (cold) notes.push(cold);
+  const cache = cacheNote(results);
+  if (cache) notes.push(cache);
   return {
     schema: RESULTS_SCHEMA,
     startedAt: startedAt.toISOString(),
@@ -190,7 +195,7 @@ async function runLoadStep(step: Step, o: LabOptions, guard: MemoryGuard, say: (
       r.params.pipeline = req.pipeline;
       r.params.durationS = o.durationS;
       for (const w of warmupRuns(step.target.name, connections, o.mode, o.warmupS)) await o.load({ ...req, durationS: w });
-      for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req));
+      for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req, { cacheProbe: o.cacheProbe !== false }));
       r.median = medianSample(r.samples);
       r.rpsSpread = rpsSpread(r.samples);
       const why = tripped ?? (died ? `server exited at ${connections} connections` : r.median ? brokenWhy(r.median, connections, o) : 'no sample');
@@ -374,7 +379,7 @@ async function runIdleActive(step: Step, o: LabOptions, guard: MemoryGuard, say:
       }
       r.params.idleHeld = Math.max(0, held);
       // No warmup before later windows: the server is warm, and opening 100 busy connections is a few ms of a window.
-      for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req));
+      for (let k = 0; k < o.repeats && !tripped && !died; k++) r.samples.push(await measureWindow(srv, o.load, req, { cacheProbe: o.cacheProbe !== false }));
       r.median = medianSample(r.samples);
       r.rpsSpread = rpsSpread(r.samples);
       const total = n + active;
@@ -463,6 +468,30 @@ export function deriveBreakingPoints(results: ScenarioResult[]): ScenarioResult[
     });
   }
   return out;
+}
+
+/**
+ * Windows that began while another tenant of the host held the L3 cache: a probe reading more than
+ * twice the run's best (cacheprobe.ts). A thread- or process-per-connection server's CPU per request
+ * tripled in such windows on the test machine (PERFORMANCE.md, "Steady state"), an event loop's moved
+ * ~10%, so the note names the results they fell in. null when every window was quiet or none was probed.
+ */
+export function cacheNote(results: ScenarioResult[]): string | null {
+  const probed = results.flatMap((r) => r.samples.map((s) => ({ r, ns: s.cacheNs ?? null }))).filter((x): x is { r: ScenarioResult; ns: number } => x.ns !== null);
+  if (probed.length === 0) return null;
+  const hot = contended(probed.map((x) => x.ns));
+  const hit = probed.filter((_, i) => hot[i]);
+  if (hit.length === 0) return null;
+  const best = Math.min(...probed.map((x) => x.ns));
+  const worst = Math.max(...hit.map((x) => x.ns));
+  const where = new Map<ScenarioResult, number>();
+  for (const { r } of hit) where.set(r, (where.get(r) ?? 0) + 1);
+  const names = [...where].map(([r, n]) => `${r.scenario} ${r.protocol} ${r.target.name} @${r.params.connections}${r.samples.length > 1 ? ` (${n} of ${r.samples.length})` : ''}`);
+  const list = names.length > 8 ? `${names.slice(0, 8).join(', ')} and ${names.length - 8} more` : names.join(', ');
+  return `${hit.length} of ${probed.length} windows began with the L3 cache contended: a probe read up to ${worst.toFixed(0)} ns a load against ` +
+    `this run's best ${best.toFixed(0)} ns (another tenant of this host was using the cache). Thread- and process-per-connection ` +
+    `engines slow most in such windows (their CPU per request tripled on a shared VM); results with such windows: ${list}. ` +
+    '--json has each window\'s reading (cacheNs); a quieter moment, or --repeats, gives steadier figures.';
 }
 
 /**

@@ -3,7 +3,9 @@
  * engines) its own counters at both edges, run the load in between, and turn the deltas into
  * per-request figures. Medians over repeats, field by field.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sampleTree, delta } from '../probe/index.js';
+import { cacheProbe } from './cacheprobe.js';
 import type { EngineStats } from '../engines/types.js';
 import type { LoadBackend } from '../loadgen/index.js';
 import type { Protocol, Sample } from './results.js';
@@ -57,8 +59,25 @@ function sumSyscalls(s: EngineStats | null): number | null {
   return Object.values(s.syscalls).reduce((a, b) => a + b, 0);
 }
 
+/**
+ * Pause before the cache probe: the load before a window (warm-up, the last window) has just ended,
+ * and the server is still closing its connections on the other core; probed at once, the reading took
+ * in our own server's cache traffic.
+ */
+const PROBE_SETTLE_MS = 200;
+
+export interface WindowOptions {
+  /** Read the L3 cache probe before the window (Sample.cacheNs); costs ~0.2-0.3 s a window. */
+  cacheProbe?: boolean;
+}
+
 /** Measure one window of load against `srv`. */
-export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest): Promise<Sample> {
+export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest, opts: WindowOptions = {}): Promise<Sample> {
+  let cacheNs: number | null = null;
+  if (opts.cacheProbe) {
+    await sleep(PROBE_SETTLE_MS);
+    cacheNs = cacheProbe();
+  }
   const e0 = await srv.engineStats();
   const p0 = sampleTree(srv.pid);
   const out = await load(req);
@@ -94,6 +113,7 @@ export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest
     threads: p1.threads,
     processes: p1.pids.length,
     connections: out.connected,
+    cacheNs,
   };
 }
 
@@ -146,6 +166,7 @@ export function medianSample(samples: Sample[]): Sample | null {
     threads: medOrNull(samples.map((s) => s.threads)),
     processes: medOrNull(samples.map((s) => s.processes)),
     connections: med(samples.map((s) => s.connections)),
+    cacheNs: medOrNull(samples.map((s) => s.cacheNs ?? null)),
   };
 }
 

@@ -75,6 +75,11 @@ export interface Sample {
   processes: number | null;
   /** Connections the server held (from its stats) / the load generator had open. */
   connections: number;
+  /**
+   * The L3 cache probe (ns per dependent load, src/lab/cacheprobe.ts) read just before the window with
+   * the server idle: high when another tenant of the host held the cache. Absent in older results.
+   */
+  cacheNs?: number | null;
 }
 
 export interface ScenarioResult {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { spawnChild, stopChild } from '../../src/lab/children.js';
 import { MemoryGuard } from '../../src/lab/guard.js';
 import { medianSample } from '../../src/lab/measure.js';
-import { coldNote, deriveBreakingPoints } from '../../src/lab/lab.js';
+import { cacheNote, coldNote, deriveBreakingPoints } from '../../src/lab/lab.js';
 import { QUICK_BUDGET_S, buildPlan, defaultPlanOptions, warmupRuns } from '../../src/lab/plan.js';
 import { processTree } from '../../src/probe/index.js';
 import type { Sample, ScenarioResult } from '../../src/lab/results.js';
@@ -94,6 +94,24 @@ describe('lab', () => {
     assert.match(coldNote(rs, 'quick', 0.5)!, /^threads and prefork measured cold \(0\.5 s of warm-up\)/);
     assert.equal(coldNote(rs, 'full', 2), null);
     assert.equal(coldNote([res('epoll', 'throughput'), res('threads', 'idle'), res('prefork', 'throughput', 'failed')], 'quick', 0.5), null);
+  });
+
+  it('notes the windows that began with the L3 cache contended, relative to the run\'s best reading, and names their results', () => {
+    const res = (ran: string, conns: number, ns: (number | null)[]) =>
+      ({ scenario: 'throughput', protocol: 'http', status: 'ok', params: { connections: conns }, target: { kind: 'engine', name: ran, ran, model: 'x' },
+        samples: ns.map((x) => ({ ...sample(1000, 500), cacheNs: x })) }) as unknown as ScenarioResult;
+    const quiet = [res('epoll', 100, [17, 19, 18]), res('threads', 100, [18, 30, null])];
+    assert.equal(cacheNote(quiet), null, 'every reading within 2x of the best');
+    assert.equal(cacheNote([res('epoll', 100, [null])]), null, 'nothing probed');
+    const note = cacheNote([res('epoll', 100, [17, 19, 18]), res('threads', 100, [150, 18, 90]), res('prefork', 16, [40])])!;
+    assert.match(note, /^3 of 7 windows began with the L3 cache contended: a probe read up to 150 ns a load against this run's best 17 ns/);
+    assert.match(note, /throughput http threads @100 \(2 of 3\), throughput http prefork @16[.;]/);
+    assert.doesNotMatch(note, /epoll @100/);
+    // The same shape on a machine whose best is 3x slower: the same verdicts.
+    assert.match(cacheNote([res('epoll', 100, [51, 57, 54]), res('threads', 100, [450, 54, 270])])!, /^2 of 6 windows/);
+    // Samples from older results have no cacheNs.
+    const old = { ...res('epoll', 100, []), samples: [sample(1000, 500)] } as ScenarioResult;
+    assert.equal(cacheNote([old]), null);
   });
 
   it('--full warms a blocking engine 0.4 s per connection (at most 120 connections\' worth) in two runs, and plans for it; event loops and the quick tour keep the usual warm-up', () => {

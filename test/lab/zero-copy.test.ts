@@ -74,6 +74,8 @@ describe('zero-copy scenario', () => {
       const perReply = m.bytesPerSec! / m.rps;
       assert.ok(perReply > 65_536 * 0.95 && perReply < 65_536 * 1.1, `bytes per reply ${perReply.toFixed(0)}`);
       assert.ok(m.syscallsPerReq != null && m.syscallsPerReq > 0, 'the engine counted its syscalls');
+      // The L3 cache probe is read before every window (on by default).
+      for (const w of s.samples) assert.ok(typeof w.cacheNs === 'number' && w.cacheNs > 0, `cacheNs ${w.cacheNs}`);
     }
     const on = r.results.find((s) => s.params.sendfile === true)!;
     const off = r.results.find((s) => s.params.sendfile === false)!;
@@ -142,11 +144,12 @@ describe('zero-copy scenario', () => {
 
   it('io_uring sends the file with SPLICE (sendfile on) and SEND (off)', { skip: probeIoUring().ok ? false : 'io_uring not available here', timeout: 60_000 }, async () => {
     // io_uring is in the zero-copy steps in --full only: build that plan, for io_uring alone.
-    const r = await runLab(zeroCopyRun({ mode: 'full', engines: ['io_uring'], durationS: 0.5, warmupS: 0 }));
+    const r = await runLab(zeroCopyRun({ mode: 'full', engines: ['io_uring'], durationS: 0.5, warmupS: 0, cacheProbe: false }));
     assert.equal(r.results.length, 4);
     for (const s of r.results) {
       assert.equal(s.status, 'ok', s.reason);
       assert.equal(s.target.ran, 'io_uring');
+      for (const w of s.samples) assert.equal(w.cacheNs, null, 'cacheProbe: false reads no probe');
     }
   });
 });
