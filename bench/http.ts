@@ -11,8 +11,11 @@
  * copy made before a change) to the same interleaved rounds: a before/after comparison that a busy
  * machine cannot skew one way, since both sides see the same moments.
  *
+ * `--client iolab` drives the servers with iolab's load generator instead of wrk: it needs less CPU
+ * per request than wrk, so where wrk's one core is the limit the servers can be.
+ *
  *   npm run bench:http -- [--duration 5] [--runs 3] [--connections 100] [--pipeline 1] [--only epoll]
- *                         [--baseline /tmp/iolab-before/dist] [--json]
+ *                         [--baseline /tmp/iolab-before/dist] [--client wrk|iolab] [--json]
  */
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
@@ -20,6 +23,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { loadgen } from '../src/lab/load.js';
 import { peerByName } from '../src/lab/peers.js';
 import { startPeer } from '../src/lab/targets.js';
 import { parseArgs } from 'node:util';
@@ -37,17 +41,23 @@ const { values } = parseArgs({
     'client-cpu': { type: 'string', default: '1' },
     only: { type: 'string' },
     baseline: { type: 'string' },
+    client: { type: 'string', default: 'wrk' },
     json: { type: 'boolean', default: false },
   },
 });
+const CLIENT = values.client!;
+if (CLIENT !== 'wrk' && CLIENT !== 'iolab') {
+  process.stderr.write(`bench:http: --client is wrk or iolab (got ${JSON.stringify(CLIENT)})\n`);
+  process.exit(2);
+}
 const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = Number(values.connections);
 const PIPELINE = Number(values.pipeline);
 const SCPU = values['server-cpu']!, CCPU = values['client-cpu']!;
 const children: ChildProcess[] = [];
 reapOnExit(() => children);
 
-if (!has('wrk')) {
-  process.stderr.write('bench:http needs wrk (apt-get install wrk)\n');
+if (CLIENT === 'wrk' && !has('wrk')) {
+  process.stderr.write('bench:http needs wrk (apt-get install wrk), or --client iolab\n');
   process.exit(2);
 }
 
@@ -146,6 +156,19 @@ function runWrk(port: number, seconds: number): Promise<{ rps: number; errors: s
   });
 }
 
+/**
+ * iolab's own load generator as the client (--client iolab), in this process pinned to the client CPU:
+ * it needs less CPU per request than wrk (io_uring: one syscall per loop turn), so where wrk on one
+ * core is the limit (~130-140k req/s here) the servers can be.
+ */
+async function runIolab(port: number, seconds: number): Promise<{ rps: number; errors: string }> {
+  const r = await loadgen({ url: `http://127.0.0.1:${port}/`, protocol: 'http', connections: CONNS, pipeline: PIPELINE, durationS: seconds, cpu: Number(CCPU) });
+  const errors = Object.entries(r.errorsByKind).map(([k, n]) => `${k} ${n}`).join(', ');
+  return { rps: r.rps, errors: errors ? `errors: ${errors}` : '' };
+}
+
+const runClient = (port: number, seconds: number): Promise<{ rps: number; errors: string }> => (CLIENT === 'iolab' ? runIolab(port, seconds) : runWrk(port, seconds));
+
 /** CPU seconds of a set of process trees: [user + system, user]. */
 function cpuOf(pids: number[]): [number, number] {
   let all = 0, user = 0;
@@ -166,13 +189,13 @@ try {
     if (values.only && !srv.name.includes(values.only)) continue;
     const s = await srv.start();
     children.push(s.child);
-    await runWrk(s.port, 1); // warm-up: JIT, connection setup
+    await runClient(s.port, 1); // warm-up: JIT, connection setup
     running.push({ srv, s, rps: [], cpu: [], user: [], errors: '' });
   }
   for (let i = 0; i < RUNS; i++) {
     for (const r of running) {
       const [c0, u0] = cpuOf(r.s.pids());
-      const w = await runWrk(r.s.port, DURATION);
+      const w = await runClient(r.s.port, DURATION);
       const [c1, u1] = cpuOf(r.s.pids());
       r.rps.push(w.rps);
       r.cpu.push(((c1 - c0) / (w.rps * DURATION)) * 1e6);
@@ -205,9 +228,10 @@ pair('epoll / its baseline', epoll, epollBase, null);
 pair('io_uring / its baseline', uring, uringBase, null);
 
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPELINE, rows, ratios }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ client: CLIENT, duration: DURATION, runs: RUNS, connections: CONNS, pipeline: PIPELINE, rows, ratios }, null, 2) + '\n');
 } else {
-  process.stdout.write(`\nwrk -t1 -c${CONNS} -d${DURATION}s${PIPELINE > 1 ? ` pipeline ${PIPELINE}` : ''}, median of ${RUNS} interleaved rounds; servers on CPU ${SCPU}, wrk on CPU ${CCPU}\n`);
+  const client = CLIENT === 'wrk' ? `wrk -t1 -c${CONNS} -d${DURATION}s` : `iolab load -c ${CONNS} -d ${DURATION}`;
+  process.stdout.write(`\n${client}${PIPELINE > 1 ? ` pipeline ${PIPELINE}` : ''}, median of ${RUNS} interleaved rounds; servers on CPU ${SCPU}, ${CLIENT} on CPU ${CCPU}\n`);
   process.stdout.write(`${'server'.padEnd(26)} ${'req/s'.padStart(10)} ${'CPU us/req'.padStart(11)} ${'(user)'.padStart(7)}   runs\n`);
   for (const r of rows) {
     process.stdout.write(`${r.name.padEnd(26)} ${r.rps.toFixed(0).padStart(10)} ${r.cpuUsPerReq.toFixed(2).padStart(11)} ${r.userUsPerReq.toFixed(2).padStart(7)}   ${r.runs.map((x) => x.toFixed(0)).join(' ')}${r.errors ? `  (${r.errors})` : ''}\n`);
