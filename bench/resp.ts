@@ -12,13 +12,19 @@
  * Requests per run: --requests if given (-P 1; -P 16 runs 10x as many), otherwise what the warm-up
  * rate says fills --duration seconds, the same for every server.
  *
+ * `--client iolab` runs the same tests with iolab's load generator (SET or GET alone, the same keys and
+ * values, --duration seconds a run) instead of redis-benchmark: redis-benchmark on one core tops out
+ * near 90k req/s at -P 1, where every server here waits for it; iolab's client needs less CPU per
+ * request, so the servers can be the limit.
+ *
  *   npm run bench:resp -- [--duration 5] [--runs 3] [--connections 50] [--data-size 3] [--keyspace 100000]
- *     [--requests N] [--servers epoll,io_uring,redis] [--json]
+ *     [--requests N] [--servers epoll,io_uring,redis] [--client redis-benchmark|iolab] [--json]
  */
 import { parseArgs } from 'node:util';
 import { spawnChild } from '../src/lab/children.js';
 import { peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
+import { runLoad } from '../src/loadgen/index.js';
 import { cpuSeconds, has, median, usageOnHelp } from './lib/util.js';
 
 usageOnHelp(import.meta.url);
@@ -33,16 +39,22 @@ const { values } = parseArgs({
     servers: { type: 'string', default: 'epoll,io_uring,redis' },
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
+    client: { type: 'string', default: 'redis-benchmark' },
     json: { type: 'boolean', default: false },
   },
 });
+const CLIENT = values.client!;
+if (CLIENT !== 'redis-benchmark' && CLIENT !== 'iolab') {
+  process.stderr.write(`bench:resp: --client is redis-benchmark or iolab (got ${JSON.stringify(CLIENT)})\n`);
+  process.exit(2);
+}
 const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = values.connections!, DATA = values['data-size']!, KEYS = values.keyspace!;
 const SCPU = Number(values['server-cpu']), CCPU = values['client-cpu']!;
 const PIPELINES = [1, 16];
 const TESTS = ['set', 'get'] as const;
 const TARGET: Record<number, number> = { 1: 1.0, 16: 0.5 };
 
-for (const c of ['redis-benchmark', 'taskset']) {
+for (const c of CLIENT === 'iolab' ? ['taskset'] : ['redis-benchmark', 'taskset']) {
   if (!has(c)) {
     process.stderr.write(`bench:resp needs ${c} (apt-get install ${c === 'taskset' ? 'util-linux' : 'redis-tools'})\n`);
     process.exit(2);
@@ -72,10 +84,31 @@ try {
   throw e;
 }
 
-interface Run { rps: number; cpuUsPerReq: number }
+interface Run { rps: number; cpuUsPerReq: number; requests: number }
+
+/** The redis-benchmark test as the load generator's command template. */
+const COMMAND: Record<string, string> = { set: 'SET key:__rand_int__ __data__', get: 'GET key:__rand_int__' };
+
+/** One run of iolab's load generator (in this process, pinned to the client CPU) for `seconds`. */
+async function benchIolab(s: Server, test: string, pipeline: number, seconds: number): Promise<Run> {
+  const c0 = cpuSeconds(s.run.pid);
+  const r = await runLoad({
+    mode: 'closed', targets: s.run.url, protocol: 'resp', connections: Number(CONNS), pipeline, duration: seconds, cpus: CCPU,
+    commands: [COMMAND[test]!], keyspace: Number(KEYS), dataSize: Number(DATA), deadline: seconds + 15, maxErrors: '1%',
+  });
+  const c1 = cpuSeconds(s.run.pid);
+  if (r.errors.total > 0 || r.requests.completed === 0) throw new Error(`iolab load against ${s.name}: ${r.errors.total} errors, ${r.requests.completed} replies`);
+  return { rps: r.requests.perSec, cpuUsPerReq: ((c1 - c0) / r.requests.completed) * 1e6, requests: r.requests.completed };
+}
+
+/** One run against `s` with the chosen client; `n` requests (redis-benchmark) or DURATION seconds (iolab). */
+function bench(s: Server, test: string, pipeline: number, n: number, warm = false): Promise<Run> {
+  if (CLIENT === 'iolab') return benchIolab(s, test, pipeline, warm ? 1 : DURATION);
+  return benchRedis(s, test, pipeline, n);
+}
 
 /** One redis-benchmark run against `s`; the server's CPU time is read around it. */
-function bench(s: Server, test: string, pipeline: number, n: number): Promise<Run> {
+function benchRedis(s: Server, test: string, pipeline: number, n: number): Promise<Run> {
   const args = ['-c', CCPU, 'redis-benchmark', '-p', String(s.run.port), '-t', test, '-n', String(n), '-c', CONNS, '-P', String(pipeline), '-r', KEYS, '-d', DATA, '--csv'];
   const c0 = cpuSeconds(s.run.pid);
   const child = spawnChild('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -89,7 +122,7 @@ function bench(s: Server, test: string, pipeline: number, n: number): Promise<Ru
       const row = out.split('\n').find((l) => l.toUpperCase().startsWith(`"${test.toUpperCase()}"`));
       const rps = Number(row?.split(',')[1]?.replace(/"/g, '') ?? NaN);
       if (code !== 0 || !Number.isFinite(rps)) return reject(new Error(`redis-benchmark against ${s.name} exited ${code}: ${(out + err).trim().slice(-400)}`));
-      resolve({ rps, cpuUsPerReq: ((c1 - c0) / n) * 1e6 });
+      resolve({ rps, cpuUsPerReq: ((c1 - c0) / n) * 1e6, requests: n });
     }),
   );
 }
@@ -105,7 +138,7 @@ try {
     for (const test of TESTS) {
       // Warm-up (JIT, keyspace filled by SET) and the rate that sizes the measured runs.
       const warm: number[] = [];
-      for (const s of servers) warm.push((await bench(s, test, pipeline, 20_000 * Math.min(pipeline, 8))).rps);
+      for (const s of servers) warm.push((await bench(s, test, pipeline, 20_000 * Math.min(pipeline, 8), true)).rps);
       const n = values.requests ? Number(values.requests) * (pipeline > 1 ? 10 : 1) : Math.max(10_000, Math.round((median(warm) * DURATION) / 1000) * 1000);
       const runs = new Map<Server, Run[]>(servers.map((s) => [s, []]));
       for (let k = 0; k < RUNS; k++) {
@@ -121,7 +154,7 @@ try {
         const rs = runs.get(s)!;
         const rps = median(rs.map((r) => r.rps));
         rows.push({
-          test: test.toUpperCase(), pipeline, server: s.name, requests: n, rps, cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), runs: rs.map((r) => r.rps),
+          test: test.toUpperCase(), pipeline, server: s.name, requests: median(rs.map((r) => r.requests)), rps, cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), runs: rs.map((r) => r.rps),
           vsRedis: redisMedian && s.name !== 'redis-server' ? rps / redisMedian : null, target: TARGET[pipeline]!,
         });
       }
@@ -132,10 +165,11 @@ try {
 }
 
 if (values.json) {
-  process.stdout.write(JSON.stringify({ duration: DURATION, runs: RUNS, connections: Number(CONNS), dataSize: Number(DATA), keyspace: Number(KEYS), serverCpu: SCPU, clientCpu: CCPU, rows }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ client: CLIENT, duration: DURATION, runs: RUNS, connections: Number(CONNS), dataSize: Number(DATA), keyspace: Number(KEYS), serverCpu: SCPU, clientCpu: CCPU, rows }, null, 2) + '\n');
 } else {
   process.stdout.write(
-    `\nredis-benchmark -c ${CONNS} -d ${DATA} -r ${KEYS} -t set|get, -P 1 and -P 16; median of ${RUNS} rounds; every server on CPU ${SCPU}, redis-benchmark on CPU ${CCPU}\n`,
+    `\n${CLIENT === 'iolab' ? `iolab load -c ${CONNS} -d ${DURATION}, SET or GET of ${DATA} B over ${KEYS} keys` : `redis-benchmark -c ${CONNS} -d ${DATA} -r ${KEYS} -t set|get`}, -P 1 and -P 16; ` +
+      `median of ${RUNS} rounds; every server on CPU ${SCPU}, ${CLIENT} on CPU ${CCPU}\n`,
   );
   process.stdout.write(`${'test'.padEnd(9)}${'server'.padEnd(16)}${'requests'.padStart(10)}${'req/s'.padStart(10)}${'CPU us/req'.padStart(12)}${'kv/redis'.padStart(10)}${'  target'}\n`);
   for (const r of rows) {
