@@ -18,7 +18,7 @@
  * request, so the servers can be the limit.
  *
  *   npm run bench:resp -- [--duration 5] [--runs 3] [--connections 50] [--data-size 3] [--keyspace 100000]
- *     [--requests N] [--servers epoll,io_uring,redis] [--client redis-benchmark|iolab] [--json]
+ *     [--requests N] [--servers epoll,io_uring,redis] [--client redis-benchmark|iolab] [--pipelines 1,16] [--json]
  */
 import { parseArgs } from 'node:util';
 import { spawnChild } from '../src/lab/children.js';
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     client: { type: 'string', default: 'redis-benchmark' },
+    pipelines: { type: 'string', default: '1,16' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -50,9 +51,14 @@ if (CLIENT !== 'redis-benchmark' && CLIENT !== 'iolab') {
 }
 const DURATION = Number(values.duration), RUNS = Number(values.runs), CONNS = values.connections!, DATA = values['data-size']!, KEYS = values.keyspace!;
 const SCPU = Number(values['server-cpu']), CCPU = values['client-cpu']!;
-const PIPELINES = [1, 16];
+const PIPELINES = values.pipelines!.split(',').map(Number);
+if (PIPELINES.some((p) => !Number.isInteger(p) || p < 1)) {
+  process.stderr.write(`bench:resp: --pipelines takes positive integers, e.g. 1,16 (got ${values.pipelines})\n`);
+  process.exit(2);
+}
 const TESTS = ['set', 'get'] as const;
-const TARGET: Record<number, number> = { 1: 1.0, 16: 0.5 };
+/** Issue 7's targets: >= 1.0x redis-server at -P 1, >= 0.5x when pipelined. */
+const target = (pipeline: number): number => (pipeline === 1 ? 1.0 : 0.5);
 
 for (const c of CLIENT === 'iolab' ? ['taskset'] : ['redis-benchmark', 'taskset']) {
   if (!has(c)) {
@@ -155,7 +161,7 @@ try {
         const rps = median(rs.map((r) => r.rps));
         rows.push({
           test: test.toUpperCase(), pipeline, server: s.name, requests: median(rs.map((r) => r.requests)), rps, cpuUsPerReq: median(rs.map((r) => r.cpuUsPerReq)), runs: rs.map((r) => r.rps),
-          vsRedis: redisMedian && s.name !== 'redis-server' ? rps / redisMedian : null, target: TARGET[pipeline]!,
+          vsRedis: redisMedian && s.name !== 'redis-server' ? rps / redisMedian : null, target: target(pipeline),
         });
       }
     }
@@ -168,7 +174,7 @@ if (values.json) {
   process.stdout.write(JSON.stringify({ client: CLIENT, duration: DURATION, runs: RUNS, connections: Number(CONNS), dataSize: Number(DATA), keyspace: Number(KEYS), serverCpu: SCPU, clientCpu: CCPU, rows }, null, 2) + '\n');
 } else {
   process.stdout.write(
-    `\n${CLIENT === 'iolab' ? `iolab load -c ${CONNS} -d ${DURATION}, SET or GET of ${DATA} B over ${KEYS} keys` : `redis-benchmark -c ${CONNS} -d ${DATA} -r ${KEYS} -t set|get`}, -P 1 and -P 16; ` +
+    `\n${CLIENT === 'iolab' ? `iolab load -c ${CONNS} -d ${DURATION}, SET or GET of ${DATA} B over ${KEYS} keys` : `redis-benchmark -c ${CONNS} -d ${DATA} -r ${KEYS} -t set|get`}, -P ${PIPELINES.join(' and -P ')}; ` +
       `median of ${RUNS} rounds; every server on CPU ${SCPU}, ${CLIENT} on CPU ${CCPU}\n`,
   );
   process.stdout.write(`${'test'.padEnd(9)}${'server'.padEnd(16)}${'requests'.padStart(10)}${'req/s'.padStart(10)}${'CPU us/req'.padStart(12)}${'kv/redis'.padStart(10)}${'  target'}\n`);
