@@ -90,3 +90,13 @@ export function contended(readings: readonly number[], factor = 2): boolean[] {
   const best = Math.min(...ok);
   return readings.map((x) => Number.isFinite(x) && x > factor * best);
 }
+
+/** `n` probe readings `gapMs` apart: a few seconds of how steady this host's L3 is (iolab doctor). */
+export async function sampleCache(n = 8, gapMs = 100, opts: CacheProbeOptions = {}): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+    out.push(cacheProbe(opts));
+  }
+  return out;
+}
