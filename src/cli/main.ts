@@ -94,7 +94,7 @@ program
 
 program
   .command('doctor')
-  .description('what this machine lets the lab do: kernel, io_uring, fd limits, backlog, ports, CPUs, memory, peers')
+  .description('what this machine lets the lab do: kernel, io_uring, fd limits, backlog, ports, CPUs, memory, a shared L3 cache, peers')
   .option('--json', 'print the checks as JSON')
   .action(async (flags: { json?: boolean }) => {
     const { doctor } = await import('./doctor.js');
