@@ -25,7 +25,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
-import { cacheProbe, contended } from '../src/lab/cacheprobe.js';
+import { cacheProbe, contendedAbove } from '../src/lab/cacheprobe.js';
 import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js';
 import { peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
@@ -123,6 +123,7 @@ for (const conns of COUNTS) {
       // at once after a window, when the server is still closing its connections on the other core
       // (read then, it took in our own server's cache traffic: 17 ns before a window, 61-77 after).
       const windows: Window[] = [];
+      await sleep(PROBE_SETTLE_MS);
       let before = cacheProbe();
       for (let i = 0; i < RUNS; i++) {
         const s = await measureWindow(srv, wrk, req);
@@ -156,15 +157,10 @@ for (const conns of COUNTS) {
 // (the cache as this machine gives it when no neighbour wants it). The median of the quiet windows is
 // the figure to compare engines by; the median of all is kept beside it.
 const allProbes = rows.flatMap((r) => r.windows.flatMap((w) => w.cacheNs));
-const hot = contended(allProbes);
-let k = 0;
+const above = contendedAbove(allProbes);
 const quiet = new Map<Row, { n: number; rps: number | null; cpu: number | null }>();
 for (const r of rows) {
-  const q = r.windows.filter(() => {
-    const c = hot[k]! || hot[k + 1]!;
-    k += 2;
-    return !c;
-  });
+  const q = r.windows.filter((w) => w.cacheNs.every((x) => !(x > above)));
   const qm = medianSample(q.map((w) => w.s));
   quiet.set(r, { n: q.length, rps: qm?.rps ?? null, cpu: qm?.cpuUsPerReq ?? null });
 }

@@ -85,10 +85,14 @@ export function cacheProbe(opts: CacheProbeOptions = {}): number {
  * the same rule holds on a machine with a smaller or larger L3.
  */
 export function contended(readings: readonly number[], factor = 2): boolean[] {
+  const above = contendedAbove(readings, factor);
+  return readings.map((x) => Number.isFinite(x) && x > above);
+}
+
+/** The line contended() draws: `factor` times the best valid reading (Infinity when there is none). */
+export function contendedAbove(readings: readonly number[], factor = 2): number {
   const ok = readings.filter((x) => Number.isFinite(x) && x > 0);
-  if (ok.length === 0) return readings.map(() => false);
-  const best = Math.min(...ok);
-  return readings.map((x) => Number.isFinite(x) && x > factor * best);
+  return ok.length === 0 ? Infinity : factor * Math.min(...ok);
 }
 
 /** `n` probe readings `gapMs` apart: a few seconds of how steady this host's L3 is (iolab doctor). */

@@ -1,7 +1,7 @@
 /** The L3 cache probe: its chain is one cycle over every line, its readings are sane, its verdict relative. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildChain, cacheProbe, chase, contended } from '../../src/lab/cacheprobe.js';
+import { buildChain, cacheProbe, chase, contended, contendedAbove } from '../../src/lab/cacheprobe.js';
 
 describe('cache probe', () => {
   it('links every cache line into one cycle, one int per 64-byte line', () => {
@@ -54,5 +54,7 @@ describe('cache probe', () => {
     assert.deepEqual(contended([17, NaN, 100], 5), [false, false, true]);
     assert.deepEqual(contended([]), []);
     assert.deepEqual(contended([NaN, -1]), [false, false]);
+    assert.equal(contendedAbove([17, 18, 40]), 34);
+    assert.equal(contendedAbove([NaN]), Infinity);
   });
 });
