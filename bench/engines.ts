@@ -22,11 +22,10 @@
  * CPU triples while it does. Windows where the probe read more than twice the run's best get a second
  * table of their own (medians over the quiet windows only), and --json carries every reading.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ENGINES } from '../src/engines/index.js';
-import { cacheProbe, contendedAbove } from '../src/lab/cacheprobe.js';
-import { measureWindow, medianSample, type LoadFn } from '../src/lab/measure.js';
+import { contendedAbove } from '../src/lab/cacheprobe.js';
+import { measureWindow, medianSample, settledCacheProbe, type LoadFn } from '../src/lab/measure.js';
 import { peerByName } from '../src/lab/peers.js';
 import { startEngine, startPeer, type Running } from '../src/lab/targets.js';
 import type { Sample } from '../src/lab/results.js';
@@ -91,8 +90,6 @@ async function startTarget(name: string, conns: number): Promise<Running> {
 interface Window { s: Sample; cacheNs: [number, number] }
 interface Row { target: string; ran: string; conns: number; m: Sample; errors: number; windows: Window[] }
 const rows: Row[] = [];
-/** Pause between a window's end and the cache probe after it. */
-const PROBE_SETTLE_MS = 500;
 /** Windows further apart than this (max/min req/s) are reported under the table. */
 const SPREAD = 1.3;
 const spread: string[] = [];
@@ -119,20 +116,13 @@ for (const conns of COUNTS) {
           await wrk({ ...req, durationS: BLOCKING_WARMUP * 0.3 });
         }
       } else if (WARMUP > 0) await wrk({ ...req, durationS: WARMUP });
-      // The L3 probe brackets each window (src/lab/cacheprobe.ts), read while the server is idle: not
-      // at once after a window, when the server is still closing its connections on the other core
-      // (read then, it took in our own server's cache traffic: 17 ns before a window, 61-77 after).
-      const windows: Window[] = [];
-      await sleep(PROBE_SETTLE_MS);
-      let before = cacheProbe();
-      for (let i = 0; i < RUNS; i++) {
-        const s = await measureWindow(srv, wrk, req);
-        await sleep(PROBE_SETTLE_MS);
-        const after = cacheProbe();
-        windows.push({ s, cacheNs: [before, after] });
-        before = after;
-      }
-      const samples = windows.map((w) => w.s);
+      // The L3 probe brackets each window (src/lab/cacheprobe.ts): measureWindow reads it before each
+      // (once the load before has settled: read at once, it took in our own server's cache traffic,
+      // 17 ns before a window and 61-77 after), so a window's "after" is the next one's "before".
+      const samples: Sample[] = [];
+      for (let i = 0; i < RUNS; i++) samples.push(await measureWindow(srv, wrk, req, { cacheProbe: true }));
+      const last = await settledCacheProbe();
+      const windows: Window[] = samples.map((s, i) => ({ s, cacheNs: [s.cacheNs ?? NaN, samples[i + 1]?.cacheNs ?? last] }));
       const m = medianSample(samples)!;
       rows.push({ target: name, ran: srv.target.ran, conns, m, errors: samples.reduce((a, s) => a + s.errors, 0), windows });
       process.stderr.write(

@@ -71,13 +71,15 @@ export interface WindowOptions {
   cacheProbe?: boolean;
 }
 
+/** The L3 probe read once the load before it has settled (ns per load; cacheprobe.ts). */
+export async function settledCacheProbe(): Promise<number> {
+  await sleep(PROBE_SETTLE_MS);
+  return cacheProbe();
+}
+
 /** Measure one window of load against `srv`. */
 export async function measureWindow(srv: Running, load: LoadFn, req: LoadRequest, opts: WindowOptions = {}): Promise<Sample> {
-  let cacheNs: number | null = null;
-  if (opts.cacheProbe) {
-    await sleep(PROBE_SETTLE_MS);
-    cacheNs = cacheProbe();
-  }
+  const cacheNs = opts.cacheProbe ? await settledCacheProbe() : null;
   const e0 = await srv.engineStats();
   const p0 = sampleTree(srv.pid);
   const out = await load(req);
