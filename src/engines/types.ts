@@ -78,7 +78,12 @@ export interface EngineStats {
   protocol: string;
   pid: number;
   workers: number;
-  connections: { current: number; peak: number; total: number; refused: number };
+  /**
+   * `queued` (threads only): of `current`, the connections accepted but not served yet, waiting for a
+   * connection thread to start. A reader that wants the connections the server is really holding (the
+   * lab's idle cost per connection) subtracts it: see servedConnections().
+   */
+  connections: { current: number; peak: number; total: number; refused: number; queued?: number };
   requests: number;
   bytesIn: number;
   bytesOut: number;
@@ -112,6 +117,11 @@ export interface Engine {
   readonly done: Promise<void>;
 }
 
+/** Connections the engine is serving now: accepted ones still waiting for a thread do not count. */
+export function servedConnections(s: EngineStats): number {
+  return s.connections.current - (s.connections.queued ?? 0);
+}
+
 export function emptyStats(engine: string, app: string, protocol: string): EngineStats {
   return {
     engine,
@@ -143,6 +153,7 @@ export function mergeStats(parts: EngineStats[]): EngineStats {
     out.connections.peak += s.connections.peak;
     out.connections.total += s.connections.total;
     out.connections.refused += s.connections.refused;
+    if (s.connections.queued !== undefined) out.connections.queued = (out.connections.queued ?? 0) + s.connections.queued;
     out.requests += s.requests;
     out.bytesIn += s.bytesIn;
     out.bytesOut += s.bytesOut;

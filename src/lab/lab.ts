@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import { ENGINE_INFO } from '../engines/index.js';
+import { servedConnections } from '../engines/types.js';
 import { getrlimit, raiseNofile } from '../sys/index.js';
 import { sampleTree, socketSlabBytes, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
@@ -242,16 +243,24 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       // iolab engines count their connections; for peers, each connection is one more fd in the tree
       // (the engines' own count is better: a thread engine opens fds per thread too). Taken before the
       // load starts, or early connections would count as the baseline.
-      const base0 = (await srv.engineStats())?.connections.current ?? null;
-      // Thread- and process-per-connection engines start one isolate per connection (~65-100 ms of CPU each).
-      const holdS = Math.max(3, n / 2000 + 2.5) + (BLOCKING_ENGINES.includes(step.target.name) ? n / 12 : 0);
-      const loadDone: Promise<LoadOutcome> = o.load({ url: srv.url, protocol: step.protocol, connections: n, pipeline: 1, durationS: holdS, cpu: o.clientCpu, mode: 'hold' });
+      const s0 = await srv.engineStats();
+      const base0 = s0 ? servedConnections(s0) : null;
+      // Thread- and process-per-connection engines start one isolate per connection (~65-100 ms of CPU
+      // each; the threads engine starts 8 at once, ~10 a second here). The hold is an upper bound: it
+      // ends as soon as the server is measured holding them all.
+      const holdS = Math.max(3, n / 2000 + 2.5) + (BLOCKING_ENGINES.includes(step.target.name) ? n / 4 : 0);
+      const endHold = new AbortController();
+      const loadDone: Promise<LoadOutcome> = o.load({
+        url: srv.url, protocol: step.protocol, connections: n, pipeline: 1, durationS: holdS, cpu: o.clientCpu, mode: 'hold', signal: endHold.signal,
+      });
       // Wait until the server holds them all (its fd count grows by one per connection), or the hold ends.
       let finished = false;
       void loadDone.finally(() => (finished = true));
       const holding = async (): Promise<number> => {
         const e = await srv.engineStats();
-        return e && base0 !== null ? e.connections.current - base0 : sampleTree(srv.pid).fds - base.fds;
+        // Served, not just accepted: the threads engine accepts a burst at once and queues it while
+        // its threads start (~65 ms of CPU each); their memory is what this step is about.
+        return e && base0 !== null ? servedConnections(e) - base0 : sampleTree(srv.pid).fds - base.fds;
       };
       let peak = base;
       let held = 0;
@@ -273,6 +282,7 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       const slab1 = socketSlabBytes();
       const tcp1 = sockstat().tcpMemBytes;
       held = Math.max(0, held);
+      endHold.abort();
       const outcome = await loadDone.catch((e: Error) => ({ connected: 0, errors: 1, error: e.message }) as unknown as LoadOutcome);
       const r = emptyResult(step, target, n, 'ok');
       r.params.holdS = holdS;
@@ -341,7 +351,10 @@ async function runIdleActive(step: Step, o: LabOptions, guard: MemoryGuard, say:
   const holdS = (left: number): number => left * (o.durationS * o.repeats + 5) + 10;
   const base = sampleTree(srv.pid);
   // With no busy load running, the server's connections are the idle ones (for a peer, its fd growth).
-  const holding = async (): Promise<number> => (await srv.engineStats())?.connections.current ?? sampleTree(srv.pid).fds - base.fds;
+  const holding = async (): Promise<number> => {
+    const e = await srv.engineStats();
+    return e ? servedConnections(e) : sampleTree(srv.pid).fds - base.fds;
+  };
   try {
     if (o.warmupS > 0) await o.load({ ...req, durationS: o.warmupS });
     let opened = 0;

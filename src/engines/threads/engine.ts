@@ -136,6 +136,8 @@ export class ThreadsEngine implements Engine {
   private lingerTimer: NodeJS.Timeout | null = null;
   /** Threads started and not yet ready. */
   private starting = 0;
+  /** Of `starting`, threads started for a connection (spawn(fd >= 0)): it waits for them. */
+  private startingConns = 0;
   private maxStarting = DEFAULT_MAX_STARTING;
   /** Accepted connections waiting for a thread (FIFO; their count is C_WAITING). */
   private readonly waiting: number[] = [];
@@ -343,18 +345,24 @@ export class ThreadsEngine implements Engine {
     const entry: Slot = { worker: w, ready: false, attempt };
     this.slots[slot] = entry;
     this.starting++;
+    const forConn = fd >= 0 ? 1 : 0;
+    this.startingConns += forConn;
     return new Promise((resolve) => {
       w.on('message', (m: FromConnThread) => {
         if (m.type === 'ready') {
           entry.ready = true;
           this.starting--;
+          this.startingConns -= forConn;
           resolve();
           if (this.waiting.length > 0) this.pumpWaiting();
         } else if (m.type === 'warn') this.warnOnce(m.message, m.message);
       });
       w.on('error', (e) => this.warnOnce(`thread-error:${e.message}`, `connection thread ${slot} died: ${e.message}`));
       w.once('exit', (code) => {
-        if (!entry.ready) this.starting--;
+        if (!entry.ready) {
+          this.starting--;
+          this.startingConns -= forConn;
+        }
         resolve();
         this.onThreadExit(slot, entry, code);
         if (this.waiting.length > 0) this.pumpWaiting();
@@ -598,6 +606,8 @@ export class ThreadsEngine implements Engine {
         peak: Atomics.load(ctl, C_PEAK),
         total: Atomics.load(ctl, C_TOTAL),
         refused: Atomics.load(ctl, C_REFUSED),
+        // Accepted, but no thread of theirs has started yet: in the FIFO, or on a thread still starting.
+        queued: this.waiting.length + this.startingConns,
       },
       requests: sum[ROW_REQUESTS]!,
       bytesIn: sum[ROW_BYTES_IN]!,
