@@ -7,7 +7,7 @@ import os from 'node:os';
 import { ENGINE_INFO } from '../engines/index.js';
 import { servedConnections } from '../engines/types.js';
 import { getrlimit, raiseNofile } from '../sys/index.js';
-import { sampleTree, socketSlabBytes, sockstat } from '../probe/index.js';
+import { epollItems, sampleTree, socketSlabPerConn, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
 import { contended } from './cacheprobe.js';
 import { measureWindow, medianSample, rpsSpread, type LoadFn, type LoadOutcome } from './measure.js';
@@ -238,7 +238,7 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
     try {
       await sleep(300); // let the server settle before the baseline
       const base = sampleTree(srv.pid);
-      const slab0 = socketSlabBytes();
+      const epi0 = epollItems(srv.pid);
       const tcp0 = sockstat().tcpMemBytes;
       // iolab engines count their connections; for peers, each connection is one more fd in the tree
       // (the engines' own count is better: a thread engine opens fds per thread too). Taken before the
@@ -279,7 +279,7 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
         if (Date.now() - grewAt > 2000) break;
       }
       peak = sampleTree(srv.pid);
-      const slab1 = socketSlabBytes();
+      const epi1 = epollItems(srv.pid);
       const tcp1 = sockstat().tcpMemBytes;
       held = Math.max(0, held);
       endHold.abort();
@@ -290,9 +290,11 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
         connections: n,
         held,
         rssPerConnBytes: held > 0 ? (peak.rssBytes - base.rssBytes) / held : 0,
-        // Both ends of each connection are on this machine: half the kernel's growth is the server's socket.
-        // System-wide figures: other sockets opening or closing meanwhile add noise, so never below zero.
-        kernelSlabPerConnBytes: slab1 > 0 && held > 0 ? Math.max(0, (slab1 - slab0) / held / 2) : null,
+        // The server socket's slab objects at this kernel's sizes, and the epoll items the server added
+        // (probe/proc.ts socketSlabPerConn: why not the caches' system-wide change).
+        kernelSlabPerConnBytes: held > 0 ? socketSlabPerConn(Math.max(0, epi1 - epi0) / held) : null,
+        // Both ends of each connection are on this machine: half the growth of queued buffers is the
+        // server's. System-wide: other sockets opening or closing meanwhile add noise, so never below zero.
         kernelBufferPerConnBytes: held > 0 ? Math.max(0, (tcp1 - tcp0) / held / 2) : null,
         threadsPerConn: held > 0 ? (peak.threads - base.threads) / held : 0,
         // CPU while holding idle connections: ~0 for anything that waits in the kernel; a busy poller spins.

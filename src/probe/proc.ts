@@ -3,7 +3,7 @@
  * /proc files costs microseconds and takes no lock the server contends for, so sampling does not
  * disturb the run. Every figure is summed over the tree (nginx master + worker, prefork children).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** Clock ticks per second for /proc/PID/stat times (sysconf(_SC_CLK_TCK) is 100 on Linux). */
 const CLK_TCK = 100;
@@ -157,19 +157,80 @@ export function sockstat(): SockStat {
 /**
  * Kernel slab memory that TCP connections hold (socket, inode, file, dentry, epoll item), from
  * /proc/slabinfo (readable by root; 0 otherwise). Idle sockets hold no buffer pages, so sockstat's
- * `mem` misses this part of a connection's cost.
+ * `mem` misses this part of a connection's cost. A system-wide sum: for a cost per connection use
+ * socketSlabPerConn() (below), which this sum's changes cannot tell reliably.
  */
 export function socketSlabBytes(): number {
-  const text = read('/proc/slabinfo');
-  if (text === null) return 0;
+  const sizes = slabSizes(true);
   let total = 0;
-  for (const line of text.split('\n')) {
-    const f = line.split(/\s+/);
-    if (SLABS.has(f[0]!)) total += Number(f[1]) * Number(f[3]); // active_objs * objsize
-  }
+  if (sizes) for (const name of SLABS) total += sizes.get(name) ?? 0;
   return total;
 }
 const SLABS = new Set(['TCP', 'TCPv6', 'sock_inode_cache', 'filp', 'dentry', 'eventpoll_epi', 'tcp_bind_bucket']);
+
+/** /proc/slabinfo: each cache's object size (or, with `inUse`, active_objs x objsize); null where unreadable. */
+function slabSizes(inUse = false): Map<string, number> | null {
+  const text = read('/proc/slabinfo');
+  if (text === null) return null;
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const f = line.split(/\s+/);
+    if (f.length < 4 || line.startsWith('#') || line.startsWith('slabinfo')) continue;
+    out.set(f[0]!, inUse ? Number(f[1]) * Number(f[3]) : Number(f[3]));
+  }
+  return out;
+}
+
+/**
+ * The slab memory one server-side TCP connection holds on this kernel: its sock (the TCP or TCPv6
+ * cache), its socket inode, its file and its dentry (one object each: every socket fd is made of
+ * them, sock_alloc_file()), at the object sizes /proc/slabinfo gives; plus `epitemsPerConn` epoll
+ * items (eventpoll_epi) where the server watches its connections with epoll (epollItems() counts them).
+ * Null where /proc/slabinfo is not readable (it is root's).
+ *
+ * Why not the change in the caches' active objects while connections are held: that is system-wide
+ * and SLUB counts per-CPU slabs as wholly in use, so other sockets freed meanwhile and the state of the
+ * per-CPU slabs moved it by thousands of objects either way (a busypoll server holding 1,000 sockets:
+ * sock_inode_cache "active" fell by 4,332), and the quick tour once printed 0 B per connection.
+ */
+export function socketSlabPerConn(epitemsPerConn: number, v6 = false): number | null {
+  const sizes = slabSizes();
+  if (!sizes) return null;
+  const sock = sizes.get(v6 ? 'TCPv6' : 'TCP');
+  if (sock === undefined) return null;
+  const one = (name: string): number => sizes.get(name) ?? 0;
+  return sock + one('sock_inode_cache') + one('filp') + one('dentry') + epitemsPerConn * one('eventpoll_epi');
+}
+
+/**
+ * epoll items over the epoll instances of a process tree: one "tfd:" line per watched fd in
+ * /proc/PID/fdinfo of each fd that is an `anon_inode:[eventpoll]` (proc(5)). Threads share their
+ * process's fd table, so each process is read once.
+ */
+export function epollItems(root: number): number {
+  let n = 0;
+  for (const pid of processTree(root)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (link !== 'anon_inode:[eventpoll]') continue;
+      const info = read(`/proc/${pid}/fdinfo/${fd}`);
+      if (info === null) continue;
+      for (let i = info.indexOf('tfd:'); i >= 0; i = info.indexOf('tfd:', i + 4)) n++;
+    }
+  }
+  return n;
+}
 
 /** Samples a tree every `intervalMs` and keeps the peak RSS and thread count. */
 export class Sampler {

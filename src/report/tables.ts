@@ -151,7 +151,8 @@ export function costTable(r: LabResults): Table {
     ],
     rows,
     notes: [
-      'User RSS/conn: growth of the server\'s resident memory per idle connection held. Kernel/conn: socket slab + queued buffers per connection. ' +
+      'User RSS/conn: growth of the server\'s resident memory per idle connection held. Kernel/conn: the slab objects of a server socket at this kernel\'s sizes ' +
+        '(sock, inode, file, dentry, and an epoll item where the server was seen to add one per connection) + queued buffers. ' +
         'Ctx sw/req: context switches per request under load (100 connections where measured).',
       ...groupedReasons(skipped),
     ],

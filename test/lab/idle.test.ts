@@ -13,8 +13,58 @@ import { loadgen } from '../../src/lab/load.js';
 import { judgeClaims } from '../../src/report/claims.js';
 import { createEngine } from '../../src/engines/index.js';
 import { DEFAULT_ENGINE_OPTIONS, servedConnections } from '../../src/engines/types.js';
+import { epollItems, socketSlabPerConn } from '../../src/probe/index.js';
+import { existsSync, readFileSync } from 'node:fs';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function slabinfoReadable(): boolean {
+  try {
+    return existsSync('/proc/slabinfo') && readFileSync('/proc/slabinfo', 'utf8').length > 0;
+  } catch {
+    return false;
+  }
+}
+
+describe('kernel cost of a connection', () => {
+  it('epollItems counts the fds an epoll server watches: one more per connection', { timeout: 30_000 }, async () => {
+    const engine = await createEngine('epoll', { ...DEFAULT_ENGINE_OPTIONS, app: 'hello', quiet: true });
+    const { port } = await engine.start();
+    const socks: net.Socket[] = [];
+    try {
+      const before = epollItems(process.pid);
+      assert.ok(before >= 1, `the listener is watched (${before})`);
+      for (let i = 0; i < 30; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        socks.push(s);
+      }
+      await Promise.all(socks.map((s) => new Promise((r) => s.once('connect', r))));
+      let s = await engine.stats();
+      for (let i = 0; i < 100 && s.connections.current < 30; i++) s = await sleep(20).then(() => engine.stats());
+      // Node's own libuv loop watches these client sockets through its epoll fd too: 30 more there, 30 in the engine's.
+      assert.equal(epollItems(process.pid) - before, 60);
+    } finally {
+      for (const s of socks) s.destroy();
+      await engine.stop();
+    }
+  });
+
+  it('socketSlabPerConn: sock + inode + file + dentry at this kernel\'s sizes, plus each epoll item', (t) => {
+    if (!slabinfoReadable()) {
+      assert.equal(socketSlabPerConn(1), null);
+      t.skip('/proc/slabinfo is not readable here (it is root\'s): the cost is null, as checked');
+      return;
+    }
+    const bare = socketSlabPerConn(0)!;
+    const withEpi = socketSlabPerConn(1)!;
+    const epi = Number(/^eventpoll_epi\s+\d+\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/slabinfo', 'utf8'))![1]);
+    const tcp = Number(/^TCP\s+\d+\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/slabinfo', 'utf8'))![1]);
+    assert.ok(tcp > 1000 && bare > tcp, `TCP sock ${tcp} B, a socket's objects ${bare} B`);
+    assert.equal(withEpi - bare, epi);
+    assert.equal(socketSlabPerConn(0.5)! - bare, epi / 2);
+  });
+});
 
 describe('idle cost of the threads engine', () => {
   it('stats: a burst of connections is queued while its threads start, then served one thread each', { timeout: 60_000 }, async () => {
