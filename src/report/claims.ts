@@ -164,7 +164,9 @@ function c1(r: LabResults): Judged {
     let smallOk: boolean | null = null;
     if (small) {
       smallOk = small[1].median.rps >= T.c1KeepsUp * small[2].median.rps;
-      ev.push(rpsVs(t.name, small[1].median, BASELINE, small[2].median, small[0]));
+      // The quick tour measures iolab's blocking engines cold (lab.ts coldNote): say so where the figure is.
+      const cold = r.mode === 'quick' && t.kind === 'engine' ? ', measured cold: see Notes' : '';
+      ev.push(rpsVs(t.name, small[1].median, BASELINE, small[2].median, small[0]) + cold);
     }
     const h = held(r, t.name);
     const broke = h.brokeAt != null && h.brokeAt <= T.highConns;

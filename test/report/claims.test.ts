@@ -63,6 +63,14 @@ describe('claims flip when the numbers do', () => {
     assert.ok(after.evidence.some((e) => e.includes('threads 38,000 req/s vs epoll 41,000 at 10,000 connections (0.93x)')), after.evidence.join('\n'));
   });
 
+  it('C1: in the quick tour, iolab\'s blocking engines\' figures say they were measured cold; a peer\'s do not', () => {
+    const r = buildResults();
+    r.mode = 'quick';
+    const ev = verdict(r, 'C1').evidence;
+    assert.ok(ev.some((e) => /^threads 24,000 req\/s vs epoll 46,000 at 1,000 connections \(0\.52x\), measured cold: see Notes$/.test(e)), ev.join('\n'));
+    assert.ok(ev.filter((e) => e.startsWith('apache2-')).every((e) => !e.includes('cold')), ev.join('\n'));
+  });
+
   it('C1: without blocking results, or without epoll, it is not measured', () => {
     const r = buildResults();
     remove(r, (s) => s.target.model === 'blocking');
