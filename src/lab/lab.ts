@@ -371,11 +371,9 @@ async function runIdleActive(step: Step, o: LabOptions, guard: MemoryGuard, say:
       r.params.durationS = o.durationS;
       if (n > opened) {
         await sleep(200); // the last window's busy connections finish closing
-        // epoll backend: with io_uring a hold process now and then lingers after its result (main thread in a futex
-        // wait) until the load generator's hard kill, 25 s past its duration (4 of ~30 aborted holds here, 0 of 24 on epoll).
         const h = o.load({
           url: srv.url, protocol: step.protocol, connections: n - opened, pipeline: 1, durationS: holdS(fits.length - i), cpu: o.clientCpu,
-          mode: 'hold', procs: 2, signal: endHolds.signal, backend: 'epoll',
+          mode: 'hold', procs: 2, signal: endHolds.signal,
         });
         holds.push(h.catch(() => null).finally(() => holdsEnded++));
         opened = n;
@@ -430,8 +428,8 @@ async function runIdleActive(step: Step, o: LabOptions, guard: MemoryGuard, say:
   } finally {
     // End the holds first: a server draining on SIGTERM would wait for idle connections to go.
     endHolds.abort();
-    // Bounded: should a load process end its run but linger (see the backend above) until the load generator's
-    // own hard kill (deadline + 10 s), its connections are closed by then, so go on without it.
+    // Bounded: should a load process end its run but not exit (loadgen/run.ts CHILD_V8_FLAGS: a Node bug that
+    // once kept some here until the load generator's hard kill), its connections are closed by then, so go on.
     await Promise.race([Promise.all(holds), new Promise((r) => setTimeout(r, 3000).unref())]);
     guard.stop();
     await srv.stop();

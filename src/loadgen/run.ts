@@ -187,6 +187,16 @@ async function runHere(o: ResolvedOptions, ctl: RunControl, sum: ProgressSum, pr
 }
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+/**
+ * Load processes compile optimised code on their own thread. With V8's background compile jobs, a
+ * process ending its run now and then never exited: its main thread waited in the platform's
+ * BlockingDrain for the jobs to finish while a job waited in CollectionBarrier::AwaitCollectionBackground
+ * for a GC only the main thread can run (Node's issue #54918, fixed after Node 20; gdb showed both
+ * stacks). An aborted 2-process hold on io_uring hung until the hard kill in 4 of 20 runs, and in
+ * 0 of 40 with these flags; req/s and p99 of a 2-process closed loop did not move beyond the noise.
+ * IOLAB_LOAD_CHILD_CONCURRENT_JIT=1 restores V8's default, to see the hang (test/loadgen/backends.test.ts).
+ */
+const CHILD_V8_FLAGS = process.env.IOLAB_LOAD_CHILD_CONCURRENT_JIT === '1' ? [] : ['--no-concurrent-recompilation', '--no-concurrent-osr'];
 /** Children get this long past the run's own deadline before they are killed. */
 const KILL_GRACE_MS = 10_000;
 
@@ -221,7 +231,7 @@ async function runChildren(o: ResolvedOptions, ctl: RunControl, sum: ProgressSum
   try {
     for (const share of list) {
       const cpus = o.cpus.length > 0 ? [o.cpus[share.index % o.cpus.length]!] : [];
-      const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], serialization: 'json' });
+      const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: CHILD_V8_FLAGS, serialization: 'json' });
       children.push(child);
       child.on('message', (m: ChildMessage) => {
         if (m.type === 'ready') {
