@@ -173,6 +173,26 @@ function routeOf(req: HttpRequest): string {
   return `${req.method} ${q < 0 ? req.target : req.target.slice(0, q)}`;
 }
 
+/** One loop-stall warning at most this often: a stalling route would otherwise print on every request. */
+const STALL_WARN_EVERY_MS = 5000;
+
+/**
+ * The loop-stall warning of every event-loop engine (ServiceOptions.onStall): on stderr, at most one
+ * per STALL_WARN_EVERY_MS, none when quiet. `count` reads the stalls counted so far.
+ */
+export function stallWarner(engine: string, quiet: boolean, count: () => number): (route: string, ms: number) => void {
+  let last = 0;
+  return (route, ms) => {
+    const t = Date.now();
+    if (quiet || t - last < STALL_WARN_EVERY_MS) return;
+    last = t;
+    process.stderr.write(
+      `iolab ${engine}: loop stall: ${route} held the event loop ${ms.toFixed(1)} ms ` +
+        `(${count()} so far); every connection on this loop waited meanwhile\n`,
+    );
+  };
+}
+
 export function createService(app: App, opts: ServiceOptions = {}): Service {
   const stalls: StallStats = { count: 0, maxMs: 0, byRoute: new Map() };
   const stallMs = opts.stallMs ?? null;

@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { loadApp } from '../apps/index.js';
-import { createService } from '../apps/service.js';
+import { createService, stallWarner } from '../apps/service.js';
 import { listenTcp, localAddress } from '../sys/index.js';
 import { Reactor } from './reactor/reactor.js';
 import type { Poller } from './reactor/poller.js';
@@ -19,7 +19,6 @@ export class ReactorEngine implements Engine {
   private resolveDone!: () => void;
   private rejectDone!: (e: unknown) => void;
   readonly done: Promise<void>;
-  private lastStallWarn = 0;
 
   constructor(name: string, private readonly makePoller: PollerFactory, private readonly opts: EngineOptions, private readonly reusePort = false) {
     this.name = name;
@@ -34,15 +33,7 @@ export class ReactorEngine implements Engine {
     const app = await loadApp(o.app);
     const service = createService(app, {
       ...o.service,
-      onStall: (route, ms) => {
-        const t = Date.now();
-        if (o.quiet || t - this.lastStallWarn < 5000) return;
-        this.lastStallWarn = t;
-        process.stderr.write(
-          `iolab ${this.name}: loop stall: ${route} held the event loop ${ms.toFixed(1)} ms ` +
-            `(${service.stalls.count} so far); every connection on this loop waited meanwhile\n`,
-        );
-      },
+      onStall: stallWarner(this.name, o.quiet, () => service.stalls.count),
     });
     const poller = this.makePoller(o);
     const fd = listenTcp({ host: o.host, port: o.port, backlog: o.backlog, reusePort: this.reusePort, nonBlocking: true });

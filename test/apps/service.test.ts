@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { createService, FeedResult, type Service } from '../../src/apps/service.js';
+import { createService, FeedResult, stallWarner, type Service } from '../../src/apps/service.js';
 import { createHello } from '../../src/apps/hello.js';
 import type { HttpApp } from '../../src/apps/types.js';
 import { OutBuf } from '../../src/protocols/outbuf.js';
@@ -139,5 +139,40 @@ describe('HTTP service', () => {
     await kept;
     const d = await r.pending;
     assert.match(d.bytes.toString('latin1'), /\r\n\r\nPURGE \/x\?y host\|h\|x-odd\|V$/);
+  });
+});
+
+describe('stallWarner: the loop-stall warning every event-loop engine prints', () => {
+  /** What `fn` writes to stderr, one string per write. */
+  function stderrOf(fn: () => void): string[] {
+    const lines: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      fn();
+    } finally {
+      process.stderr.write = write;
+    }
+    return lines;
+  }
+
+  test('names the engine, the route, the time and the count; at most one every 5 s', () => {
+    let n = 0;
+    const warn = stallWarner('epoll', false, () => n);
+    const lines = stderrOf(() => {
+      n = 1;
+      warn('GET /slow', 12.34);
+      n = 2;
+      warn('GET /slow', 20); // within 5 s of the first: counted by the service, not printed
+    });
+    assert.deepEqual(lines, ['iolab epoll: loop stall: GET /slow held the event loop 12.3 ms (1 so far); every connection on this loop waited meanwhile\n']);
+  });
+
+  test('quiet: nothing printed', () => {
+    const warn = stallWarner('io_uring', true, () => 1);
+    assert.deepEqual(stderrOf(() => warn('SET', 9)), []);
   });
 });

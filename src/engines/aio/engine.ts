@@ -28,7 +28,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { loadApp } from '../../apps/index.js';
-import { createService, FEED_OUT_BOUND, FeedResult, type Deferred, type Service } from '../../apps/service.js';
+import { createService, FEED_OUT_BOUND, FeedResult, stallWarner, type Deferred, type Service } from '../../apps/service.js';
 import { OutBuf } from '../../protocols/outbuf.js';
 import {
   EAGAIN, ECONNABORTED, EMFILE, ENFILE, MSG_DONTWAIT, O_CLOEXEC, O_RDONLY, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_CLOEXEC,
@@ -152,7 +152,6 @@ export class AioEngine implements Engine {
   private closed = false;
   private stopDeadline = 0;
   private warned = new Set<string>();
-  private lastStallWarn = 0;
 
   // ---- stats ----
   private current = 0;
@@ -179,15 +178,7 @@ export class AioEngine implements Engine {
     this.appName = app.name;
     this.service = createService(app, {
       ...o.service,
-      onStall: (route, ms) => {
-        const t = Date.now();
-        if (o.quiet || t - this.lastStallWarn < 5000) return;
-        this.lastStallWarn = t;
-        process.stderr.write(
-          `iolab aio: loop stall: ${route} held the event loop ${ms.toFixed(1)} ms ` +
-            `(${this.service.stalls.count} so far); every connection on this loop waited meanwhile\n`,
-        );
-      },
+      onStall: stallWarner('aio', o.quiet, () => this.service.stalls.count),
     });
     this.baselineThreads = taskCount();
     if (!aioInitDone) {

@@ -10,7 +10,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { loadApp } from '../../apps/index.js';
-import { createService } from '../../apps/service.js';
+import { createService, stallWarner } from '../../apps/service.js';
 import { listenTcp, localAddress, setNoDelay } from '../../sys/index.js';
 import { probeIoUring, type IoUringSupport } from '../../sys/io_uring.js';
 import { EpollPoller } from '../epoll/poller.js';
@@ -31,7 +31,6 @@ export class IoUringEngine implements Engine {
   private resolveDone!: () => void;
   private rejectDone!: (e: unknown) => void;
   readonly done: Promise<void>;
-  private lastStallWarn = 0;
 
   constructor(
     private readonly opts: EngineOptions,
@@ -49,15 +48,7 @@ export class IoUringEngine implements Engine {
     const app = await loadApp(o.app);
     const service = createService(app, {
       ...o.service,
-      onStall: (route, ms) => {
-        const t = Date.now();
-        if (o.quiet || t - this.lastStallWarn < 5000) return;
-        this.lastStallWarn = t;
-        process.stderr.write(
-          `iolab ${this.name}: loop stall: ${route} held the event loop ${ms.toFixed(1)} ms ` +
-            `(${service.stalls.count} so far); every connection on this loop waited meanwhile\n`,
-        );
-      },
+      onStall: stallWarner(this.name, o.quiet, () => service.stalls.count),
     });
     const fd = listenTcp({ host: o.host, port: o.port, backlog: o.backlog, reusePort: this.reusePort, nonBlocking: true });
     try {

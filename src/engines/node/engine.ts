@@ -21,7 +21,7 @@ import http from 'node:http';
 import { closeSync, createReadStream } from 'node:fs';
 import net from 'node:net';
 import { loadApp } from '../../apps/index.js';
-import { createService, FEED_OUT_BOUND, FeedResult, type Deferred, type Service, type StallStats } from '../../apps/service.js';
+import { createService, FEED_OUT_BOUND, FeedResult, stallWarner, type Deferred, type Service, type StallStats } from '../../apps/service.js';
 import type { App, HttpApp } from '../../apps/types.js';
 import type { WorkSpec } from '../../apps/work.js';
 import { OutBuf } from '../../protocols/outbuf.js';
@@ -88,7 +88,6 @@ export class NodeEngine implements Engine {
   private readonly fr = new FeedResult();
   private stopping = false;
   private draining = false;
-  private lastStallWarn = 0;
   private drainTimer: NodeJS.Timeout | null = null;
 
   // ---- stats ----
@@ -103,6 +102,7 @@ export class NodeEngine implements Engine {
   constructor(private readonly opts: EngineOptions, private readonly reusePort = false) {
     this.done = new Promise((res) => (this.resolveDone = res));
     this.fr.maxOut = FEED_OUT_BOUND; // pipelined requests for large answers: see NetConn.more
+    this.warnStall = stallWarner('node', opts.quiet, () => this.stalls.count);
   }
 
   async start(): Promise<Listening> {
@@ -421,15 +421,7 @@ export class NodeEngine implements Engine {
     this.warnStall(route, ms);
   }
 
-  private warnStall(route: string, ms: number): void {
-    const t = Date.now();
-    if (this.opts.quiet || t - this.lastStallWarn < 5000) return;
-    this.lastStallWarn = t;
-    process.stderr.write(
-      `iolab node: loop stall: ${route} held the event loop ${ms.toFixed(1)} ms ` +
-        `(${this.stalls.count} so far); every connection on this loop waited meanwhile\n`,
-    );
-  }
+  private readonly warnStall: (route: string, ms: number) => void;
 
   // ---------------------------------------------------------------- both
 
