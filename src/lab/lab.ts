@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { ENGINE_INFO } from '../engines/index.js';
-import { servedConnections } from '../engines/types.js';
+import { servedConnections, type EngineStats } from '../engines/types.js';
 import { getrlimit, raiseNofile } from '../sys/index.js';
 import { epollItems, sampleTree, socketSlabPerConn, sockstat } from '../probe/index.js';
 import { MemoryGuard, gb } from './guard.js';
@@ -286,6 +286,7 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
       const epi1 = epollItems(srv.pid);
       const tcp1 = sockstat().tcpMemBytes;
       held = Math.max(0, held);
+      const last = held < n * 0.99 ? await srv.engineStats() : null; // why fewer: the server's refusals and limit
       endHold.abort();
       const outcome = await loadDone.catch((e: Error) => ({ connected: 0, errors: 1, error: e.message }) as unknown as LoadOutcome);
       const r = emptyResult(step, target, n, 'ok');
@@ -315,7 +316,7 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
         r.reason = `${tripped} while holding ${held} of ${n} connections`;
       } else if (held < n * 0.99) {
         r.status = 'broke';
-        r.reason = `held ${held} of ${n} connections`;
+        r.reason = `held ${held} of ${n} connections${refusedWhy(last)}`;
       }
       out.push(r);
       o.progress(`  ${n} idle: held ${held}, ${Math.round(r.idle.rssPerConnBytes).toLocaleString('en-US')} B RSS/conn, ${r.idle.threadsPerConn.toFixed(2)} threads/conn${r.status === 'broke' ? ` — ${r.reason}` : ''}`);
@@ -325,6 +326,14 @@ async function runIdle(step: Step, o: LabOptions, guard: MemoryGuard): Promise<S
     }
   }
   return out;
+}
+
+/** "; the server refused 336 (its limit: 664 threads, 50% of MemTotal at 17.7 MB per thread)", or "". */
+function refusedWhy(s: EngineStats | null): string {
+  if (!s || s.connections.refused === 0) return '';
+  const pool = (s as { pool?: { limit?: number; limitReason?: string } }).pool;
+  const limit = pool?.limit && pool.limitReason ? ` (its limit: ${pool.limit.toLocaleString('en-US')} threads, ${pool.limitReason})` : '';
+  return `; the server refused ${s.connections.refused.toLocaleString('en-US')}${limit}`;
 }
 
 /**

@@ -125,4 +125,34 @@ describe('idle cost of the threads engine', () => {
     const c7 = judgeClaims(r).find((c) => c.id === 'C7')!;
     assert.ok(c7.evidence.some((e) => /^threads idle, 100 connections held: [\d.]+ MB user RSS/.test(e)), c7.evidence.join('\n'));
   });
+
+  it('a server that holds fewer than asked says why: its refusals and its limit', { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    process.env.IOLAB_THREAD_CAP = '20'; // the lab's servers inherit it
+    try {
+      const r = await runLab({
+        ...defaultPlanOptions('quick'),
+        engines: ['threads'],
+        peers: [],
+        scenarios: ['idle'],
+        serverCpu: 0,
+        clientCpu: 1,
+        memoryShare: 0.5,
+        budgetS: 60,
+        load: loadgen,
+        sloP99Ms: 2000,
+        sloErrors: 0.01,
+        progress: (l) => lines.push(l),
+        ioUring: { available: true },
+        version: 'test',
+        cacheProbe: false,
+      });
+      const s = r.results.find((x) => x.scenario === 'idle' && x.target.name === 'threads')!;
+      assert.equal(s.status, 'broke', lines.join('\n'));
+      assert.equal(s.idle?.held, 20, lines.join('\n'));
+      assert.match(s.reason ?? '', /^held 20 of 100 connections; the server refused [\d,]+ \(its limit: 20 threads, IOLAB_THREAD_CAP\)$/);
+    } finally {
+      delete process.env.IOLAB_THREAD_CAP;
+    }
+  });
 });
