@@ -6,7 +6,7 @@
  * "not measured", with what is missing, never a guess. The thresholds are named in THRESHOLDS so
  * that a reader can disagree with a number rather than with code.
  */
-import type { ClaimVerdict, LabResults, Sample } from '../lab/results.js';
+import type { ClaimVerdict, LabResults, Sample, Target } from '../lab/results.js';
 import { bytes, conns, div, int, num, pct, ratio, us } from './format.js';
 import {
   BASELINE, BLOCKING_MODEL, EVENT_LOOP_MODELS, commonProtocol, cpuPercent, fellBack, held, idleActiveOf, idleOf, isMeasured, isStatic,
@@ -152,6 +152,11 @@ function heldLine(r: LabResults, name: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The quick tour measures iolab's blocking engines cold (lab.ts coldNote): said beside their figures. */
+function coldIn(r: LabResults, t: Target): string {
+  return r.mode === 'quick' && t.kind === 'engine' && t.model === BLOCKING_MODEL ? ', measured cold: see Notes' : '';
+}
+
 function c1(r: LabResults): Judged {
   if (!resultsOf(r, BASELINE).some(isMeasured)) return notMeasured(missing(r, BASELINE, 'the baseline every claim compares against'));
   const blocking = targets(r).filter((t) => t.model === BLOCKING_MODEL);
@@ -164,9 +169,7 @@ function c1(r: LabResults): Judged {
     let smallOk: boolean | null = null;
     if (small) {
       smallOk = small[1].median.rps >= T.c1KeepsUp * small[2].median.rps;
-      // The quick tour measures iolab's blocking engines cold (lab.ts coldNote): say so where the figure is.
-      const cold = r.mode === 'quick' && t.kind === 'engine' ? ', measured cold: see Notes' : '';
-      ev.push(rpsVs(t.name, small[1].median, BASELINE, small[2].median, small[0]) + cold);
+      ev.push(rpsVs(t.name, small[1].median, BASELINE, small[2].median, small[0]) + coldIn(r, t));
     }
     const h = held(r, t.name);
     const broke = h.brokeAt != null && h.brokeAt <= T.highConns;
@@ -583,7 +586,7 @@ function c8(r: LabResults): Judged {
   if (thr) {
     const tb = find(thr.name, 'blocking', c)!;
     vsThreads = b.median.rps / tb.median.rps;
-    ev.push(`${thr.name} with ${workOf(tb)}: ${rps(tb.median)}, p99 ${us(p99(tb.median))}; ${primary.name} reaches ${ratio(vsThreads)} of that`);
+    ev.push(`${thr.name} with ${workOf(tb)}: ${rps(tb.median)}, p99 ${us(p99(tb.median))}${coldIn(r, thr)}; ${primary.name} reaches ${ratio(vsThreads)} of that`);
   }
   for (const t of loops) {
     if (t === primary) continue;

@@ -69,6 +69,10 @@ describe('claims flip when the numbers do', () => {
     const ev = verdict(r, 'C1').evidence;
     assert.ok(ev.some((e) => /^threads 24,000 req\/s vs epoll 46,000 at 1,000 connections \(0\.52x\), measured cold: see Notes$/.test(e)), ev.join('\n'));
     assert.ok(ev.filter((e) => e.startsWith('apache2-')).every((e) => !e.includes('cold')), ev.join('\n'));
+    const c8 = verdict(r, 'C8').evidence;
+    assert.ok(c8.some((e) => /^threads with blocking:1ms: .*, measured cold: see Notes; epoll reaches/.test(e)), c8.join('\n'));
+    r.mode = 'full';
+    assert.ok(verdict(r, 'C8').evidence.every((e) => !e.includes('cold')));
   });
 
   it('C1: without blocking results, or without epoll, it is not measured', () => {
