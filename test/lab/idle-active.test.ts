@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildPlan, defaultPlanOptions, IDLE_ACTIVE, SELECT_MAX_IDLE } from '../../src/lab/plan.js';
 import { runLab } from '../../src/lab/lab.js';
-import { loadgen } from '../../src/lab/load.js';
+import { labRun } from '../helpers/lab.js';
 import { FD_SETSIZE } from '../../src/sys/constants.js';
 import { judgeClaims } from '../../src/report/claims.js';
 import { idleActiveOf } from '../../src/report/query.js';
@@ -44,26 +44,15 @@ describe('idle-active scenario', () => {
 
   it('a short real run: poll and epoll at 0 and 200 idle; results carry the counts and CPU per request', { timeout: 90_000 }, async () => {
     const lines: string[] = [];
-    const r = await runLab({
-      ...defaultPlanOptions('quick'),
+    const r = await runLab(labRun({
       engines: ['poll', 'epoll'],
-      peers: [],
       scenarios: ['idle-active'],
       idleActive: { idle: [0, 200], active: 20 },
       durationS: 1,
       warmupS: 0.2,
       repeats: 1,
-      serverCpu: 0,
-      clientCpu: 1,
-      memoryShare: 0.5,
-      budgetS: 60,
-      load: loadgen,
-      sloP99Ms: 2000,
-      sloErrors: 0.01,
       progress: (l) => lines.push(l),
-      ioUring: { available: true },
-      version: 'test',
-    });
+    }));
     const log = lines.join('\n');
     assert.equal(r.results.length, 4, log);
     for (const s of r.results) {

@@ -6,10 +6,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { defaultPlanOptions } from '../../src/lab/plan.js';
+import type net from 'node:net';
 import { runLab } from '../../src/lab/lab.js';
-import { loadgen } from '../../src/lab/load.js';
+import { labRun, openConnections } from '../helpers/lab.js';
 import { judgeClaims } from '../../src/report/claims.js';
 import { createEngine } from '../../src/engines/index.js';
 import { DEFAULT_ENGINE_OPTIONS, servedConnections } from '../../src/engines/types.js';
@@ -30,16 +29,11 @@ describe('kernel cost of a connection', () => {
   it('epollItems counts the fds an epoll server watches: one more per connection', { timeout: 30_000 }, async () => {
     const engine = await createEngine('epoll', { ...DEFAULT_ENGINE_OPTIONS, app: 'hello', quiet: true });
     const { port } = await engine.start();
-    const socks: net.Socket[] = [];
+    let socks: net.Socket[] = [];
     try {
       const before = epollItems(process.pid);
       assert.ok(before >= 1, `the listener is watched (${before})`);
-      for (let i = 0; i < 30; i++) {
-        const s = net.connect(port, '127.0.0.1');
-        s.on('error', () => {});
-        socks.push(s);
-      }
-      await Promise.all(socks.map((s) => new Promise((r) => s.once('connect', r))));
+      socks = await openConnections(port, 30);
       let s = await engine.stats();
       for (let i = 0; i < 100 && s.connections.current < 30; i++) s = await sleep(20).then(() => engine.stats());
       // Node's own libuv loop watches these client sockets through its epoll fd too: 30 more there, 30 in the engine's.
@@ -70,14 +64,9 @@ describe('idle cost of the threads engine', () => {
   it('stats: a burst of connections is queued while its threads start, then served one thread each', { timeout: 60_000 }, async () => {
     const engine = await createEngine('threads', { ...DEFAULT_ENGINE_OPTIONS, app: 'hello', quiet: true });
     const { port } = await engine.start();
-    const socks: net.Socket[] = [];
+    let socks: net.Socket[] = [];
     try {
-      for (let i = 0; i < 24; i++) {
-        const s = net.connect(port, '127.0.0.1');
-        s.on('error', () => {});
-        socks.push(s);
-      }
-      await Promise.all(socks.map((s) => new Promise((r) => s.once('connect', r))));
+      socks = await openConnections(port, 24);
       let s = await engine.stats();
       for (let i = 0; i < 100 && s.connections.current < 24; i++) s = await sleep(20).then(() => engine.stats());
       assert.equal(s.connections.current, 24);
@@ -96,23 +85,8 @@ describe('idle cost of the threads engine', () => {
 
   it('the quick tour holds 100 connections on 100 threads and charges each a thread and its memory; C7 reads it', { timeout: 120_000 }, async () => {
     const lines: string[] = [];
-    const r = await runLab({
-      ...defaultPlanOptions('quick'),
-      engines: ['threads', 'epoll'], // C7 is judged against epoll
-      peers: [],
-      scenarios: ['idle'],
-      serverCpu: 0,
-      clientCpu: 1,
-      memoryShare: 0.5,
-      budgetS: 100,
-      load: loadgen,
-      sloP99Ms: 2000,
-      sloErrors: 0.01,
-      progress: (l) => lines.push(l),
-      ioUring: { available: true },
-      version: 'test',
-      cacheProbe: false,
-    });
+    // C7 is judged against epoll.
+    const r = await runLab(labRun({ engines: ['threads', 'epoll'], scenarios: ['idle'], budgetS: 100, progress: (l) => lines.push(l), cacheProbe: false }));
     const log = lines.join('\n');
     const s = r.results.find((x) => x.scenario === 'idle' && x.target.name === 'threads');
     assert.ok(s?.idle, log);
@@ -130,23 +104,7 @@ describe('idle cost of the threads engine', () => {
     const lines: string[] = [];
     process.env.IOLAB_THREAD_CAP = '20'; // the lab's servers inherit it
     try {
-      const r = await runLab({
-        ...defaultPlanOptions('quick'),
-        engines: ['threads'],
-        peers: [],
-        scenarios: ['idle'],
-        serverCpu: 0,
-        clientCpu: 1,
-        memoryShare: 0.5,
-        budgetS: 60,
-        load: loadgen,
-        sloP99Ms: 2000,
-        sloErrors: 0.01,
-        progress: (l) => lines.push(l),
-        ioUring: { available: true },
-        version: 'test',
-        cacheProbe: false,
-      });
+      const r = await runLab(labRun({ engines: ['threads'], scenarios: ['idle'], progress: (l) => lines.push(l), cacheProbe: false }));
       const s = r.results.find((x) => x.scenario === 'idle' && x.target.name === 'threads')!;
       assert.equal(s.status, 'broke', lines.join('\n'));
       assert.equal(s.idle?.held, 20, lines.join('\n'));

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { buildPlan, defaultPlanOptions, ZERO_COPY_CONNECTIONS } from '../../src/lab/plan.js';
 import { deriveBreakingPoints, runLab } from '../../src/lab/lab.js';
 import type { ScenarioResult } from '../../src/lab/results.js';
-import { loadgen } from '../../src/lab/load.js';
+import { labRun } from '../helpers/lab.js';
 import { checkBody, makeStaticFiles, parseSize, sizeName } from '../../src/lab/files.js';
 import { nginxStatic, peerByName } from '../../src/lab/peers.js';
 import { startPeer } from '../../src/lab/targets.js';
@@ -15,26 +15,7 @@ import { probeIoUring } from '../../src/sys/io_uring.js';
 
 /** A lab run of the zero-copy scenario alone, short windows, with the test's overrides. */
 function zeroCopyRun(o: Partial<Parameters<typeof runLab>[0]>): Parameters<typeof runLab>[0] {
-  return {
-    ...defaultPlanOptions('quick'),
-    engines: ['epoll'],
-    peers: [],
-    scenarios: ['zero-copy'],
-    durationS: 1,
-    warmupS: 0,
-    repeats: 1,
-    serverCpu: 0,
-    clientCpu: 1,
-    memoryShare: 0.5,
-    budgetS: 60,
-    load: loadgen,
-    sloP99Ms: 1000,
-    sloErrors: 0.01,
-    progress: () => {},
-    ioUring: { available: true },
-    version: 'test',
-    ...o,
-  };
+  return labRun({ engines: ['epoll'], scenarios: ['zero-copy'], durationS: 1, warmupS: 0, repeats: 1, sloP99Ms: 1000, ...o });
 }
 
 const ALL_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'threads', 'prefork', 'busypoll', 'aio', 'node'];
