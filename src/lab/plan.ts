@@ -46,6 +46,11 @@ export interface PlanOptions {
 
 export const EVENT_LOOP_ENGINES = ['select', 'poll', 'epoll', 'io_uring', 'busypoll', 'aio', 'node'];
 export const BLOCKING_ENGINES = ['threads', 'prefork'];
+/**
+ * The most threads (or processes) a blocking engine starts, whatever is asked: their hard cap
+ * (threads/engine.ts, prefork/engine.ts HARD_CAP); memory stops them sooner on most machines.
+ */
+const BLOCKING_CAP: Record<string, number> = { threads: 2000, prefork: 1000 };
 
 /**
  * The warm-up before a load step's windows, as run lengths in seconds. An event loop is one isolate,
@@ -201,7 +206,9 @@ export function buildPlan(o: PlanOptions): Step[] {
     for (const t of [...idleTargets, ...(quick ? peersHttp.filter((p) => p.name === 'nginx') : peersHttp), ...peersResp]) {
       // 100 threads or processes show their cost per connection; each takes ~65-100 ms of CPU to start.
       const conns = quick && BLOCKING_ENGINES.includes(t.name) ? [100] : n;
-      steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 + (BLOCKING_ENGINES.includes(t.name) ? conns.at(-1)! / 10 : 0) });
+      // Blocking engines start ~10 threads or processes a second here, each count anew, up to their cap.
+      const startS = BLOCKING_ENGINES.includes(t.name) ? conns.reduce((a, n) => a + Math.min(n, BLOCKING_CAP[t.name]!) / 10, 0) : 0;
+      steps.push({ scenario: 'idle', target: withProcs(t, conns.at(-1)!), protocol: t.name === 'redis-server' ? 'resp' : 'http', connections: conns, estimateS: conns.length * 4 + startS });
     }
   }
   if (has('zero-copy')) {

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { runLab } from '../../src/lab/lab.js';
+import { buildPlan, defaultPlanOptions } from '../../src/lab/plan.js';
 import { labRun, openConnections } from '../helpers/lab.js';
 import { judgeClaims } from '../../src/report/claims.js';
 import { createEngine } from '../../src/engines/index.js';
@@ -61,6 +62,16 @@ describe('kernel cost of a connection', () => {
 });
 
 describe('idle cost of the threads engine', () => {
+  it('plan: a blocking engine\'s idle step is estimated by the threads it can start (~10 a second, up to its cap)', () => {
+    const est = (mode: 'quick' | 'full', engine: string): number =>
+      buildPlan({ ...defaultPlanOptions(mode), engines: [engine], peers: [], scenarios: ['idle'] }).find((x) => x.scenario === 'idle')!.estimateS;
+    assert.equal(est('quick', 'threads'), 4 + 100 / 10);
+    // 1k, 10k and 100k asked; at most 2,000 threads (1,000 processes) start, each count anew: not the 10,000 s of 100k / 10.
+    assert.equal(est('full', 'threads'), 3 * 4 + (1000 + 2000 + 2000) / 10);
+    assert.equal(est('full', 'prefork'), 3 * 4 + 3 * 1000 / 10);
+    assert.equal(est('full', 'epoll'), 3 * 4);
+  });
+
   it('stats: a burst of connections is queued while its threads start, then served one thread each', { timeout: 60_000 }, async () => {
     const engine = await createEngine('threads', { ...DEFAULT_ENGINE_OPTIONS, app: 'hello', quiet: true });
     const { port } = await engine.start();
