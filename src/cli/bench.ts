@@ -52,6 +52,15 @@ function list(v: string | undefined, all: readonly string[], what: string): stri
   return xs;
 }
 
+/** A number > 0 from a flag (a whole one where `int`), or a usage error naming the flag with an example. */
+function positive(v: string, flag: string, example: string, int = false): number {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0) || (int && !Number.isInteger(n))) {
+    throw new UsageError(`${flag} must be ${int ? 'a whole number' : 'a number'} above 0, e.g. ${flag} ${example}; got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
 function ioUringInfo(): Machine['ioUring'] {
   const p = probeIoUring();
   return p.ok ? { available: true, features: p.features } : { available: false, reason: p.reason };
@@ -66,21 +75,25 @@ export async function bench(f: BenchFlags, version: string): Promise<void> {
   const clientCpu = f.clientCpu !== undefined ? parseCpus(f.clientCpu)[0]! : cpus > 1 ? 1 : null;
   const share = Number(f.memoryShare);
   if (!(share > 0 && share <= 0.9)) throw new UsageError('--memory-share must be a fraction in (0, 0.9], e.g. 0.5');
-  const budgetS = f.budget ? Number(f.budget) : mode === 'quick' ? QUICK_BUDGET_S : 3600;
+  const budgetS = f.budget ? positive(f.budget, '--budget', '300') : mode === 'quick' ? QUICK_BUDGET_S : 3600;
+  const durationS = f.duration ? positive(f.duration, '--duration', '2') : base.durationS;
+  const repeats = f.repeats ? positive(f.repeats, '--repeats', '3', true) : base.repeats;
+  // Every argument is checked before anything is written: a usage error leaves no empty results folder.
+  const asked = f.scenarios ? list(f.scenarios, [...SCENARIOS, TRACE], 'scenario') : null;
+  const engines = list(f.engines, ENGINES, 'engine');
+  const peers = list(f.peers, PEERS.map((p) => p.name), 'peer');
   const out = resolve(f.out ?? join('iolab-results', new Date().toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
   const progress = (line: string): void => void process.stderr.write(line + '\n');
   progress(`iolab bench --${mode}: server on CPU ${serverCpu ?? 'any'}, load on CPU ${clientCpu ?? 'any'}, memory guard at ${Math.round(share * 100)}% of RAM; results in ${out}`);
 
-  const asked = f.scenarios ? list(f.scenarios, [...SCENARIOS, TRACE], 'scenario') : null;
-  const engines = list(f.engines, ENGINES, 'engine');
   const results = await runLab({
     ...base,
     engines,
-    peers: list(f.peers, PEERS.map((p) => p.name), 'peer'),
+    peers,
     scenarios: asked ? (asked.filter((x) => x !== TRACE) as ScenarioName[]) : base.scenarios,
-    durationS: f.duration ? Number(f.duration) : base.durationS,
-    repeats: f.repeats ? Number(f.repeats) : base.repeats,
+    durationS,
+    repeats,
     serverCpu,
     clientCpu,
     memoryShare: share,

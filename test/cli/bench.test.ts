@@ -1,7 +1,7 @@
 /** `iolab bench` end to end on a tiny budget, and Ctrl-C leaving no process behind. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,29 @@ function childrenOfLab(pid: number): number[] {
 }
 
 describe('iolab bench', () => {
+  it('a bad argument is a usage error (exit 2) that names the flag, before anything is written', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'iolab-bench-usage-'));
+    try {
+      const out = join(parent, 'results');
+      for (const [args, says] of [
+        [['--scenarios', 'nope'], /unknown scenario "nope"; choose from: throughput, /],
+        [['--engines', 'epoll,nope'], /unknown engine "nope"/],
+        [['--peers', 'httpd'], /unknown peer "httpd"/],
+        [['--duration', 'abc'], /--duration must be a number above 0, e\.g\. --duration 2; got "abc"/],
+        [['--repeats', '1.5'], /--repeats must be a whole number above 0/],
+        [['--budget', '-3'], /--budget must be a number above 0/],
+        [['--memory-share', '2'], /--memory-share must be a fraction/],
+      ] as const) {
+        const r = spawnSync(process.execPath, [CLI, 'bench', ...args, '--out', out], { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, says, args.join(' '));
+        assert.equal(existsSync(out), false, `${args.join(' ')} wrote ${out}`);
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('runs end to end on a tiny budget and writes results.json, report.md and report.html', { timeout: 180_000 }, async () => {
     const out = mkdtempSync(join(tmpdir(), 'iolab-bench-test-'));
     try {
