@@ -35,10 +35,28 @@ export interface ServeFlags {
   quiet?: boolean;
 }
 
-export function parseIntFlag(name: string, v: string, min = 0): number {
+export function parseIntFlag(name: string, v: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min} (got ${JSON.stringify(v)})`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${name} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `from ${min} to ${max}` : `>= ${min}`} (got ${JSON.stringify(v)})`);
+  }
   return n;
+}
+
+/** --stall-ms: milliseconds, 0 turns the warning off. */
+function parseStallMs(v: string): number | null {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n >= 0)) throw new UsageError(`--stall-ms must be a number of milliseconds >= 0, 0 for off (got ${JSON.stringify(v)})`);
+  return n > 0 ? n : null;
+}
+
+/** --work, as a usage error when malformed. */
+function workFlag(v: string | undefined): ReturnType<typeof parseWork> {
+  try {
+    return parseWork(v);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export function parseCpus(v: string): number[] {
@@ -64,7 +82,7 @@ export async function serve(f: ServeFlags): Promise<void> {
   const opts = engineOptions({
     app,
     host: f.host,
-    port: parseIntFlag('--port', f.port),
+    port: parseIntFlag('--port', f.port, 0, 65535),
     workers: parseIntFlag('--workers', f.workers, 1),
     edge: !!f.edge,
     drainMs: parseIntFlag('--drain-ms', f.drainMs),
@@ -77,8 +95,8 @@ export async function serve(f: ServeFlags): Promise<void> {
     },
     quiet: !!f.quiet,
     service: {
-      work: parseWork(f.work),
-      stallMs: Number(f.stallMs) > 0 ? Number(f.stallMs) : null,
+      work: workFlag(f.work),
+      stallMs: parseStallMs(f.stallMs),
       sendfile: f.sendfile !== 'off',
       http: {
         ...(f.maxHeader ? { maxHeaderBytes: parseIntFlag('--max-header', f.maxHeader, 256) } : {}),

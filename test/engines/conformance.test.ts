@@ -468,5 +468,15 @@ describe('serve: addresses, signals, errors', () => {
     const { CLI } = await import('../helpers/server.js');
     assert.equal(run(process.execPath, [CLI, 'serve', '--engine', 'nope']).status, 2);
     assert.equal(run(process.execPath, [CLI, 'serve', '--port', 'x']).status, 2);
+    // Each names the flag and what it takes (these once failed later, with exit 1 and Node's words, or not at all).
+    for (const [args, says] of [
+      [['--port', '70000'], /--port must be an integer from 0 to 65535 \(got "70000"\)/],
+      [['--work', 'blocking:abc'], /--work must look like blocking:1ms or async:1ms/],
+      [['--stall-ms', 'abc'], /--stall-ms must be a number of milliseconds >= 0/],
+    ] as const) {
+      const r = run(process.execPath, [CLI, 'serve', '--engine', 'epoll', ...args]);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, says);
+    }
   });
 });
