@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CLI, has, startServer, type Served } from '../helpers/server.js';
+import { processTree } from '../../src/probe/index.js';
 
 interface FaultCase {
   label: string;
@@ -173,31 +174,10 @@ async function servesHello(port: number, attempts = 20): Promise<void> {
   assert.fail(`the server did not serve GET / again: ${JSON.stringify(last.slice(0, 200))}`);
 }
 
-/** The process and its descendants (prefork children). */
-function procTree(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${out[i]}/task`);
-    } catch {
-      continue;
-    }
-    for (const t of tasks) {
-      try {
-        for (const c of readFileSync(`/proc/${out[i]}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) out.push(Number(c));
-      } catch {
-        // the task ended meanwhile
-      }
-    }
-  }
-  return out;
-}
-
 /** Resident memory of the server and its children, KB. */
 function rssKb(pid: number): number {
   let kb = 0;
-  for (const p of procTree(pid)) {
+  for (const p of processTree(pid)) {
     try {
       kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
     } catch {
@@ -214,7 +194,7 @@ function rssKb(pid: number): number {
  */
 function runnableNs(pid: number): Map<string, number> {
   const m = new Map<string, number>();
-  for (const p of procTree(pid)) {
+  for (const p of processTree(pid)) {
     let tasks: string[] = [];
     try {
       tasks = readdirSync(`/proc/${p}/task`);
