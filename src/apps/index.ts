@@ -21,8 +21,11 @@ export async function loadApp(spec: string): Promise<App> {
       return createHello();
     case 'echo':
       return createEcho();
-    case 'kv':
-      return (await import('./kv.js')).createKv();
+    case 'kv': {
+      // One keyspace for all the engine's threads and processes, where it made one (kv-shm.ts).
+      const { sharedRegionFromEnv } = await import('./kv-shm.js');
+      return (await import('./kv.js')).createKv({ shared: sharedRegionFromEnv() });
+    }
   }
   // `static` serves the current directory, `static:DIR` that one (DIR resolved against the cwd).
   if (spec === 'static' || spec.startsWith('static:')) return (await import('./static.js')).createStatic(spec.length > 7 ? spec.slice(7) : '.');

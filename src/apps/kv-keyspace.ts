@@ -85,7 +85,35 @@ function copyBytes(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: nu
   else dst.set(src.subarray(s, s + n), d);
 }
 
-export class Keyspace<O> {
+/**
+ * What kv needs of a keyspace: Keyspace below (one isolate's), or ShmKeyspace (kv-shm.ts: one shared by
+ * every thread and process of an engine).
+ */
+export interface KvKeyspace<O> {
+  /** Keys held (DBSIZE), expired ones not reclaimed yet included. */
+  readonly count: number;
+  foundBuf: Buffer;
+  foundValue: number;
+  foundLen: number;
+  find(b: Uint8Array, s: number, e: number): number;
+  type(id: number): number;
+  object(id: number): O;
+  value(id: number): Buffer;
+  setString(k: Uint8Array, ks: number, ke: number, v: Uint8Array, vs: number, ve: number, keepDeadline?: boolean): number;
+  addObject(k: Uint8Array, ks: number, ke: number, obj: O): number;
+  remove(id: number): void;
+  /** Absolute deadline in ms on the app's clock; 0 = none. */
+  deadlineOf(id: number): number;
+  setDeadline(id: number, when: number): void;
+  clearDeadline(id: number): boolean;
+  /** How many keys have a deadline (Redis's db->expires). */
+  readonly expiringCount: number;
+  /** The ids with a deadline, for the active-expiry sweep. */
+  expiringIds(): IterableIterator<number>;
+  clear(): void;
+}
+
+export class Keyspace<O> implements KvKeyspace<O> {
   /** [hash, ref] pairs; length 2 * capacity (a power of two). */
   private tab: Int32Array;
   private mask: number;
@@ -282,6 +310,18 @@ export class Keyspace<O> {
     this.row[id * ROW + R_REF] = 0;
     this.freeIds.push(id);
     this.count--;
+  }
+
+  deadlineOf(id: number): number {
+    return this.deadline[id];
+  }
+
+  get expiringCount(): number {
+    return this.expiring.size;
+  }
+
+  expiringIds(): IterableIterator<number> {
+    return this.expiring.values();
   }
 
   setDeadline(id: number, when: number): void {

@@ -47,7 +47,8 @@ import {
   writeSimple,
 } from '../protocols/resp/encode.js';
 import { argvArgs, string2ll, type RespArgv } from '../protocols/resp/server.js';
-import { Keyspace, T_STRING } from './kv-keyspace.js';
+import { Keyspace, T_STRING, type KvKeyspace } from './kv-keyspace.js';
+import { KeyspaceFull, ShmKeyspace, type ObjectCodec } from './kv-shm.js';
 import type { RespApp } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -79,6 +80,12 @@ export class FakeClock implements KvClock {
 
 export interface KvOptions {
   clock?: KvClock;
+  /**
+   * A region of memory shared with the other threads and processes of the engine (sys/shm.ts): the
+   * keyspace lives there (kv-shm.ts) and every command takes its lock. Without it the keyspace is
+   * this isolate's own.
+   */
+  shared?: ArrayBufferLike;
 }
 
 export interface KvApp extends RespApp {
@@ -273,6 +280,70 @@ class List {
 
 /** Values of the keyspace's objects; string values live in the keyspace's records. */
 type Obj = List | Set<string> | Map<string, Buffer>;
+
+/**
+ * Objects as bytes, for a keyspace in shared memory: a type byte, a count, then each element (a list
+ * item, a set member, a hash field and its value) as a 4-byte length and its bytes. Decoded elements
+ * are copies: the region they came from is rewritten by the next command.
+ */
+const OBJ_LIST = 1;
+const OBJ_SET = 2;
+const OBJ_HASH = 3;
+const objectCodec: ObjectCodec<Obj> = {
+  encode(obj: Obj): Buffer {
+    const parts: Buffer[] = [];
+    let type: number;
+    let n: number;
+    if (obj instanceof List) {
+      type = OBJ_LIST;
+      n = obj.length;
+      for (let i = 0; i < n; i++) parts.push(obj.at(i));
+    } else if (obj instanceof Set) {
+      type = OBJ_SET;
+      n = obj.size;
+      for (const m of obj) parts.push(Buffer.from(m, 'latin1'));
+    } else {
+      type = OBJ_HASH;
+      n = obj.size;
+      for (const [f, v] of obj) parts.push(Buffer.from(f, 'latin1'), v);
+    }
+    let size = 5;
+    for (const p of parts) size += 4 + p.length;
+    const b = Buffer.allocUnsafe(size);
+    b[0] = type;
+    b.writeInt32LE(n, 1);
+    let at = 5;
+    for (const p of parts) {
+      b.writeInt32LE(p.length, at);
+      p.copy(b, at + 4);
+      at += 4 + p.length;
+    }
+    return b;
+  },
+  decode(b: Buffer): Obj {
+    let at = 5;
+    const next = (): Buffer => {
+      const len = b.readInt32LE(at);
+      const v = Buffer.from(b.subarray(at + 4, at + 4 + len));
+      at += 4 + len;
+      return v;
+    };
+    const n = b.readInt32LE(1);
+    if (b[0] === OBJ_LIST) {
+      const l = new List();
+      for (let i = 0; i < n; i++) l.pushBack(next());
+      return l;
+    }
+    if (b[0] === OBJ_SET) {
+      const set = new Set<string>();
+      for (let i = 0; i < n; i++) set.add(next().toString('latin1'));
+      return set;
+    }
+    const h = new Map<string, Buffer>();
+    for (let i = 0; i < n; i++) h.set(next().toString('latin1'), next());
+    return h;
+  },
+};
 /** A key's value as the non-hot commands see it: a string value is a view of its record (see lookup). */
 type Value = Buffer | Obj;
 
@@ -314,7 +385,8 @@ function hashOfName(name: string): number {
 
 export function createKv(opts: KvOptions = {}): KvApp {
   const clock = opts.clock ?? monotonicClock;
-  const ks = new Keyspace<Obj>();
+  const shm = opts.shared ? new ShmKeyspace<Obj>(opts.shared, objectCodec) : null;
+  const ks: KvKeyspace<Obj> = shm ?? new Keyspace<Obj>();
   let sweepIter: IterableIterator<number> | null = null;
 
   const now = (): number => Math.floor(clock.now());
@@ -328,8 +400,8 @@ export function createKv(opts: KvOptions = {}): KvApp {
   function lookupAt(buf: Buffer, s: number, e: number): number {
     const id = ks.find(buf, s, e);
     // Deadlines are only read when some key has one (a GET on a keyspace without TTLs touches no more).
-    if (id >= 0 && ks.expiring.size !== 0) {
-      const when = ks.deadline[id];
+    if (id >= 0 && ks.expiringCount !== 0) {
+      const when = ks.deadlineOf(id);
       if (when !== 0 && now() > when) {
         ks.remove(id);
         return -1;
@@ -482,7 +554,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     if (keyspace) {
       if (s !== '') s += '\r\n';
       s += '# Keyspace\r\n';
-      if (ks.count > 0) s += `db0:keys=${ks.count},expires=${ks.expiring.size},avg_ttl=0\r\n`;
+      if (ks.count > 0) s += `db0:keys=${ks.count},expires=${ks.expiringCount},avg_ttl=0\r\n`;
     }
     writeBulk(out, s);
   }
@@ -689,7 +761,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     const id = lookupId(args[1]);
     if (id < 0) return void out.bytes(RESP_ZERO);
     if (flags !== 0) {
-      const current = ks.deadline[id] === 0 ? -1 : ks.deadline[id];
+      const current = ks.deadlineOf(id) === 0 ? -1 : ks.deadlineOf(id);
       if (flags & EXPIRE_NX && current !== -1) return void out.bytes(RESP_ZERO);
       if (flags & EXPIRE_XX && current === -1) return void out.bytes(RESP_ZERO);
       // GT treats "no deadline" as infinite, so it always fails; LT always passes then.
@@ -705,7 +777,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
   function ttlGeneric(args: Buffer[], out: OutBuf, ms: boolean): void {
     const id = lookupId(args[1]);
     if (id < 0) return writeInteger(out, -2);
-    const when = ks.deadline[id];
+    const when = ks.deadlineOf(id);
     if (when === 0) return writeInteger(out, -1);
     const ttl = Math.max(0, when - now());
     // TTL rounds to the nearest second: (ttl+500)/1000 in C integer division.
@@ -1131,79 +1203,110 @@ export function createKv(opts: KvOptions = {}): KvApp {
     protocol: 'resp',
     name: 'kv',
     handle(args: Buffer[], out: OutBuf): void | 'close' {
-      const n = args.length;
-      if (n === 0) return;
-      let cmd = lookupCommand(args[0]);
-      if (cmd === undefined) return unknownCommand(args, out);
-      // lookupCommandLogic: with 2+ arguments a container command resolves to its subcommand.
-      if (cmd.subs !== undefined && n >= 2) {
-        const sub = cmd.subs.get(args[1].toString('latin1').toLowerCase());
-        if (sub === undefined) {
-          return writeError(
-            out,
-            `ERR unknown subcommand '${cstr(args[1], 128)}'. Try ${cstr(args[0], args[0].length).toUpperCase()} HELP.`,
-          );
-        }
-        cmd = sub;
-      }
-      if (!checkArity(cmd, n, out)) return;
-      return cmd.fn(args, out);
+      return handleCommand(args, out);
     },
     handleArgv(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close' {
-      const n = argv.count;
-      const a = argv.pos;
-      // GET key and SET key value, matched on the name's bytes and answered in place. `x | 32` folds
-      // only the case bit, so it matches exactly the two cases of a letter.
-      if (a[1] === 3) {
-        const s = a[0];
-        if ((buf[s + 1] | 32) === 101 /* e */ && (buf[s + 2] | 32) === 116 /* t */) {
-          const c = buf[s] | 32;
-          if (c === 103 /* g */ && n === 2) {
-            // foundLen is -1 for a key holding a list, set or hash.
-            if (lookupAt(buf, a[2], a[2] + a[3]) < 0) out.bytes(RESP_NULL_BULK);
-            else if (ks.foundLen >= 0) replyFound(out);
-            else writeError(out, E_WRONGTYPE);
-            return;
-          }
-          if (c === 115 /* s */ && n === 3) {
-            ks.setString(buf, a[2], a[2] + a[3], buf, a[4], a[4] + a[5]);
-            out.bytes(RESP_OK);
-            return;
-          }
-        }
-      }
-      return app.handle(argvArgs(buf, argv), out);
+      return handleArgvIn(buf, argv, out);
     },
     sweep(at?: number, budget = 256): number {
-      if (ks.expiring.size === 0) {
-        sweepIter = null;
-        return 0;
-      }
-      const t = at ?? now();
-      if (sweepIter === null) sweepIter = ks.expiring.values();
-      let removed = 0;
-      for (let i = 0; i < budget; i++) {
-        const r = sweepIter.next();
-        if (r.done) {
-          sweepIter = null; // a full pass is done; the next call starts another
-          break;
-        }
-        // An id is in `expiring` only while its key has a deadline (remove() takes it out).
-        if (t > ks.deadline[r.value]) {
-          ks.remove(r.value);
-          removed++;
-        }
-      }
-      return removed;
+      return sweepIn(at, budget);
     },
     get size() {
       return ks.count;
     },
     get expiring() {
-      return ks.expiring.size;
+      return ks.expiringCount;
     },
   };
+  if (shm !== null) {
+    // One lock per command (or sweep), taken where the command arrives: the keyspace is shared.
+    const locked = <A extends unknown[], R>(fn: (...a: A) => R, out: (a: A) => OutBuf | null) => (...a: A): R | undefined => {
+      shm.enter();
+      try {
+        return fn(...a);
+      } catch (e) {
+        if (!(e instanceof KeyspaceFull)) throw e;
+        const o = out(a);
+        if (o !== null) writeError(o, e.message);
+        return undefined;
+      } finally {
+        shm.leave();
+      }
+    };
+    app.handle = locked(handleCommand, (a) => a[1]) as KvApp['handle'];
+    app.handleArgv = locked(handleArgvIn, (a) => a[2]) as KvApp['handleArgv'];
+    app.sweep = locked(sweepIn, () => null) as KvApp['sweep'];
+  }
   return app;
+
+  function handleCommand(args: Buffer[], out: OutBuf): void | 'close' {
+    const n = args.length;
+    if (n === 0) return;
+    let cmd = lookupCommand(args[0]);
+    if (cmd === undefined) return unknownCommand(args, out);
+    // lookupCommandLogic: with 2+ arguments a container command resolves to its subcommand.
+    if (cmd.subs !== undefined && n >= 2) {
+      const sub = cmd.subs.get(args[1].toString('latin1').toLowerCase());
+      if (sub === undefined) {
+        return writeError(
+          out,
+          `ERR unknown subcommand '${cstr(args[1], 128)}'. Try ${cstr(args[0], args[0].length).toUpperCase()} HELP.`,
+        );
+      }
+      cmd = sub;
+    }
+    if (!checkArity(cmd, n, out)) return;
+    return cmd.fn(args, out);
+  }
+
+  function handleArgvIn(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close' {
+    const n = argv.count;
+    const a = argv.pos;
+    // GET key and SET key value, matched on the name's bytes and answered in place. `x | 32` folds
+    // only the case bit, so it matches exactly the two cases of a letter.
+    if (a[1] === 3) {
+      const s = a[0];
+      if ((buf[s + 1] | 32) === 101 /* e */ && (buf[s + 2] | 32) === 116 /* t */) {
+        const c = buf[s] | 32;
+        if (c === 103 /* g */ && n === 2) {
+          // foundLen is -1 for a key holding a list, set or hash.
+          if (lookupAt(buf, a[2], a[2] + a[3]) < 0) out.bytes(RESP_NULL_BULK);
+          else if (ks.foundLen >= 0) replyFound(out);
+          else writeError(out, E_WRONGTYPE);
+          return;
+        }
+        if (c === 115 /* s */ && n === 3) {
+          ks.setString(buf, a[2], a[2] + a[3], buf, a[4], a[4] + a[5]);
+          out.bytes(RESP_OK);
+          return;
+        }
+      }
+    }
+    return handleCommand(argvArgs(buf, argv), out);
+  }
+
+  function sweepIn(at: number | undefined, budget = 256): number {
+    if (ks.expiringCount === 0) {
+      sweepIter = null;
+      return 0;
+    }
+    const t = at ?? now();
+    if (sweepIter === null) sweepIter = ks.expiringIds();
+    let removed = 0;
+    for (let i = 0; i < budget; i++) {
+      const r = sweepIter.next();
+      if (r.done) {
+        sweepIter = null; // a full pass is done; the next call starts another
+        break;
+      }
+      // An id is in `expiring` only while its key has a deadline (remove() takes it out).
+      if (t > ks.deadlineOf(r.value)) {
+        ks.remove(r.value);
+        removed++;
+      }
+    }
+    return removed;
+  }
 }
 
 /** The version INFO and HELLO report; redis-cli and redis-benchmark read it. */

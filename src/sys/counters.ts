@@ -17,6 +17,8 @@ export const SYSCALLS = [
   'epoll_pwait2',
   // files (apps/static.ts and engines' file bodies): open, size, and the copy or zero-copy send.
   'openat', 'statx', 'pread64', 'splice',
+  // shared memory between isolates (sys/shm.ts): kv's keyspace on thread- and process-per-connection engines.
+  'memfd_create', 'ftruncate',
 ] as const;
 export type SyscallName = (typeof SYSCALLS)[number];
 

@@ -8,3 +8,4 @@ export * from './socket.js';
 export * from './process.js';
 export * from './epoll.js';
 export * from './file.js';
+export * from './shm.js';

@@ -7,7 +7,23 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Keyspace, T_OBJECT, T_STRING } from '../../src/apps/kv-keyspace.js';
+import { Keyspace, T_OBJECT, T_STRING, type KvKeyspace } from '../../src/apps/kv-keyspace.js';
+import { ShmKeyspace, type ObjectCodec } from '../../src/apps/kv-shm.js';
+
+/** Objects here are { key } records; the shared keyspace stores them encoded. */
+const jsonCodec: ObjectCodec<object> = {
+  encode: (o) => Buffer.from(JSON.stringify(o)),
+  decode: (b) => JSON.parse(b.toString()) as object,
+};
+
+/**
+ * Both keyspaces kv can run on, against the same model: one isolate's, and the shared one (over a
+ * SharedArrayBuffer here), whose every operation is a command between enter() and leave().
+ */
+const KINDS: [name: string, make: () => KvKeyspace<object>][] = [
+  ['kv keyspace', () => new Keyspace<object>()],
+  ['kv shared keyspace', () => new ShmKeyspace<object>(new SharedArrayBuffer(32 << 20), jsonCodec)],
+];
 
 interface Model {
   type: number;
@@ -37,23 +53,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-function check(ks: Keyspace<object>, model: Map<string, Model>, probes: string[]): void {
+function check(ks: KvKeyspace<object>, model: Map<string, Model>, probes: string[]): void {
   assert.equal(ks.count, model.size);
-  assert.equal(ks.expiring.size, [...model.values()].filter((m) => m.deadline !== 0).length);
+  assert.equal(ks.expiringCount, [...model.values()].filter((m) => m.deadline !== 0).length);
   for (const [k, m] of model) {
     // Look the key up at an offset inside a larger buffer, as an engine's read buffer would hold it.
     const buf = Buffer.concat([bytes('##'), bytes(k), bytes('#')]);
     const id = ks.find(buf, 2, 2 + buf.length - 3);
     assert.ok(id >= 0, `key ${JSON.stringify(k)} is found`);
     assert.equal(ks.type(id), m.type);
-    assert.equal(ks.deadline[id], m.deadline);
+    assert.equal(ks.deadlineOf(id), m.deadline);
     if (m.type === T_STRING) {
       assert.equal(ks.foundLen, m.value.length);
       assert.equal(ks.foundBuf.toString('latin1', ks.foundValue, ks.foundValue + ks.foundLen), m.value);
       assert.equal(ks.value(id).toString('latin1'), m.value);
     } else {
       assert.equal(ks.foundLen, -1);
-      assert.equal(ks.object(id), m.obj);
+      assert.deepEqual(ks.object(id), m.obj);
     }
   }
   for (const k of probes) if (!model.has(k)) assert.equal(ks.find(bytes(k), 0, k.length), -1, `key ${JSON.stringify(k)} is absent`);
@@ -65,7 +81,17 @@ type Op =
   | { op: 'deadline'; key: string; when: number }
   | { op: 'clear' };
 
-function apply(ks: Keyspace<object>, model: Map<string, Model>, o: Op): void {
+function apply(ks: KvKeyspace<object>, model: Map<string, Model>, o: Op): void {
+  if (!(ks instanceof ShmKeyspace)) return applyIn(ks, model, o);
+  ks.enter();
+  try {
+    applyIn(ks, model, o);
+  } finally {
+    ks.leave();
+  }
+}
+
+function applyIn(ks: KvKeyspace<object>, model: Map<string, Model>, o: Op): void {
   if (o.op === 'clear') {
     ks.clear();
     model.clear();
@@ -108,11 +134,11 @@ function apply(ks: Keyspace<object>, model: Map<string, Model>, o: Op): void {
   }
 }
 
-describe('kv keyspace', () => {
+for (const [name, make] of KINDS) describe(name, () => {
   test('random operations agree with a Map', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
-        const ks = new Keyspace<object>();
+        const ks = make();
         const model = new Map<string, Model>();
         const probes = ops.flatMap((o) => ('key' in o ? [o.key] : []));
         for (const o of ops) {
@@ -125,7 +151,7 @@ describe('kv keyspace', () => {
   });
 
   test('thousands of keys: the slot table grows, removals shift runs back, ids and slab places are reused', () => {
-    const ks = new Keyspace<object>();
+    const ks = make();
     const model = new Map<string, Model>();
     let seed = 12345;
     const rand = (n: number): number => {
@@ -149,7 +175,7 @@ describe('kv keyspace', () => {
   });
 
   test('binary keys that differ only in length or in one byte are distinct', () => {
-    const ks = new Keyspace<object>();
+    const ks = make();
     const keys = [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 0]), Buffer.from([0xff]), Buffer.from([0, 0xff]), Buffer.from('a\r\nb')];
     keys.forEach((k, i) => ks.setString(k, 0, k.length, Buffer.from(`v${i}`), 0, 2));
     keys.forEach((k, i) => {

@@ -1,0 +1,35 @@
+/**
+ * Memory shared between isolates: the threads of one process and the processes of a prefork server.
+ *
+ * A JavaScript heap belongs to one isolate, and a SharedArrayBuffer can only travel by postMessage
+ * (which a thread parked in read(2) never reads) and never to another process. A memfd can: it is an
+ * anonymous file (memfd_create(2)), sized with ftruncate(2) (sparse: pages are allocated when first
+ * written), which every thread maps for itself by its fd number and a child process maps by the fd
+ * it inherits (spawn's stdio array). Each mapping is MAP_SHARED, so all see the same pages.
+ *
+ * koffi.view() hands back a plain ArrayBuffer over the mapping; Atomics work on it (ECMAScript allows
+ * them on non-shared buffers, and V8 emits the same locked instructions), Atomics.wait does not.
+ */
+import * as ffi from './ffi.js';
+import { koffi } from './ffi.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from './constants.js';
+
+const MFD_CLOEXEC = 1;
+
+/** A new memfd of `size` bytes (all zero). Close-on-exec: a child gets it only when passed on purpose. */
+export function createShm(name: string, size: number): number {
+  const fd = ffi.memfdCreate(name, MFD_CLOEXEC);
+  try {
+    ffi.ftruncate(fd, size);
+  } catch (e) {
+    ffi.close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** Map `size` bytes of the memfd `fd`, shared, for the life of the process. */
+export function mapShm(fd: number, size: number): ArrayBuffer {
+  const p = ffi.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return koffi.view(p, size) as ArrayBuffer;
+}
