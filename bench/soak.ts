@@ -46,7 +46,6 @@ import { CLI, cpuSeconds, median, reapOnExit, rssBytes, usageOnHelp } from './li
 import { parseResponse } from '../src/protocols/http/client.js';
 import { parseReply } from '../src/protocols/resp/client.js';
 import type { RespValue } from '../src/protocols/resp/types.js';
-import { keyspaceNotice } from '../src/cli/serve.js';
 
 usageOnHelp(import.meta.url);
 const { values } = parseArgs({
@@ -103,8 +102,8 @@ async function startServer(app: string): Promise<Server> {
   const args = [
     CLI, 'serve', '--port', '0', '--json', '--engine', values.engine!, '--app', app, '--quiet', '--stats-file', statsFile,
     '--header-timeout', String(HEADER_TIMEOUT_MS), '--send-timeout', String(SEND_TIMEOUT_MS), '--idle-timeout', '30000',
-    // kv keeps one keyspace per loop, thread or process (SPLIT_KEYSPACE): RESP clients then only
-    // check keys they set on the same connection.
+    // kv keeps one keyspace for all the loops, threads or processes (apps/kv-shm.ts), so a GET on a
+    // new connection must see the values set on earlier ones, whichever isolate served them.
     ...(Number(values.workers) > 1 ? ['--workers', values.workers!] : []),
   ];
   const young = Number(values['young-mb']);
@@ -427,16 +426,13 @@ function cmd(...args: (string | Buffer)[]): Buffer {
 }
 
 let clientSeq = 0;
-/** kv has more than one keyspace: --workers N, or an isolate per connection (serve.ts keyspaceNotice). */
-const SPLIT_KEYSPACE = keyspaceNotice('kv', values.engine!, Math.max(1, Number(values.workers) || 1)) !== null;
-
 async function respClient(port: number): Promise<void> {
-  // Keys are this client's own (a bounded set, so the keyspace does not grow with the run). With one
-  // loop the values set on earlier connections are known; where each loop, thread or process has a
-  // keyspace of its own (SPLIT_KEYSPACE) a new connection may land on another, so only this
-  // connection's SETs are known.
+  // Keys are this client's own (a bounded set, so the keyspace does not grow with the run), and every
+  // value set on them is known: one keyspace serves every connection, on every engine.
   const id = ++clientSeq;
   const known = new Map<string, Buffer>();
+  // Keys SET in a burst we reset before all its replies came: the server may have run those SETs or not.
+  const uncertain = new Set<string>();
   while (!stopping) {
     const c = new Conn(port);
     if (!(await c.connected())) {
@@ -444,7 +440,6 @@ async function respClient(port: number): Promise<void> {
       await sleep(100);
       continue;
     }
-    if (SPLIT_KEYSPACE) known.clear();
     let counter = -1; // INCR answers must count up by one on a connection, from wherever they start
     const bursts = rand(3, 30);
     const mode = Math.random();
@@ -452,19 +447,22 @@ async function respClient(port: number): Promise<void> {
     for (let b = 0; b < bursts && okConn && !stopping; b++) {
       const out: Buffer[] = [];
       const wants: ((v: RespValue) => boolean)[] = [];
+      const setHere: string[] = [];
       for (let k = rand(1, 16); k > 0; k--) {
         const key = `soak${id}:k${rand(0, 20)}`;
         const r = Math.random();
         if (r < 0.35) {
           const v = randomBytes(rand(0, 4096));
           known.set(key, v);
+          uncertain.delete(key);
+          setHere.push(key);
           out.push(cmd('SET', key, v));
           wants.push((x) => x === 'OK');
         } else if (r < 0.7) {
           const v = known.get(key);
+          const any = uncertain.has(key);
           out.push(cmd('GET', key));
-          // Unknown (workers > 1, set on another connection): any string or nil.
-          wants.push((x) => (v === undefined ? x === null || Buffer.isBuffer(x) : Buffer.isBuffer(x) && x.equals(v)));
+          wants.push((x) => (any ? x === null || Buffer.isBuffer(x) : v === undefined ? x === null : Buffer.isBuffer(x) && x.equals(v)));
         } else if (r < 0.9) {
           out.push(cmd('INCR', `soak${id}:n`));
           wants.push((x) => {
@@ -480,6 +478,10 @@ async function respClient(port: number): Promise<void> {
       await sleep(THINK_MS);
       c.sock.write(Buffer.concat(out));
       if (b === bursts - 1 && mode < 0.1) {
+        for (const k of setHere) {
+          known.delete(k);
+          uncertain.add(k);
+        }
         await c.until(() => c.buf.length > 0);
         c.resetNow();
         caused.resets++;

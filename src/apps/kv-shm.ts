@@ -451,7 +451,13 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
     }
     const cls = classOf(size);
     const rec = this.allocOrThrow(size);
-    const id = this.newId();
+    let id: number;
+    try {
+      id = this.newId();
+    } catch (e) {
+      this.free(rec, cls); // full: leave the region as it was
+      throw e;
+    }
     const row = this.rowAt(id);
     a[row + W_REC] = rec;
     a[row + W_TYPE] = T_NONE;

@@ -50,23 +50,6 @@ function parseStallMs(v: string): number | null {
   return n > 0 ? n : null;
 }
 
-/**
- * kv keeps its keyspace in the isolate that runs it (a JS heap cannot be shared between threads or
- * processes), so where an engine runs the app in more than one isolate each has a keyspace of its
- * own: a key set on one connection is seen only by connections served by the same loop, thread or
- * process. Said once at start, since a redis-cli user would otherwise see SET then GET answer nil.
- */
-export function keyspaceNotice(app: string, engine: string, workers: number): string | null {
-  if (app !== 'kv') return null;
-  const where =
-    engine === 'threads' ? 'each connection thread keeps a keyspace of its own (a reused thread keeps its keys)'
-    : engine === 'prefork' ? 'each child process keeps a keyspace of its own'
-    : workers > 1 ? `each of the ${workers} loops keeps a keyspace of its own (SO_REUSEPORT picks a loop per connection)`
-    : null;
-  if (where === null) return null;
-  return `kv: ${where}: a key set on one connection may be missing on another; for one keyspace run one loop (e.g. --engine epoll)`;
-}
-
 /** --work, as a usage error when malformed. */
 function workFlag(v: string | undefined): ReturnType<typeof parseWork> {
   try {
@@ -192,8 +175,6 @@ export async function serve(f: ServeFlags): Promise<void> {
   }
 
   const first = await engine.stats();
-  const split = keyspaceNotice(first.app, at.engine, opts.workers);
-  if (split !== null && !f.quiet) process.stderr.write(`iolab: ${split}\n`);
   const scheme = PROTOCOL_URL[first.protocol] ?? 'tcp';
   const host = at.host.includes(':') ? `[${at.host}]` : at.host;
   if (f.json) {

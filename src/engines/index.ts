@@ -4,6 +4,7 @@ import { PollPoller } from './poll/poller.js';
 import { SelectPoller } from './select/poller.js';
 import { ReactorEngine, WorkerPoolEngine } from './reactor-engine.js';
 import { DEFAULT_ENGINE_OPTIONS, type Engine, type EngineOptions } from './types.js';
+import { shareKeyspace } from '../apps/kv-shm.js';
 
 export const ENGINES = ['select', 'poll', 'epoll', 'busypoll', 'aio', 'node', 'io_uring', 'threads', 'prefork'] as const;
 
@@ -57,6 +58,9 @@ export async function createEngine(name: string, opts: EngineOptions, internal: 
   if (!(name in ENGINE_INFO)) {
     throw new Error(`unknown engine ${JSON.stringify(name)}; available: ${ENGINES.join(', ')}`);
   }
+  // kv in more than one isolate (a thread per connection, a process per child, a loop per worker):
+  // one keyspace for all of them, in shared memory made before the first of them starts.
+  if (opts.app === 'kv' && (name === 'threads' || name === 'prefork' || opts.workers > 1)) shareKeyspace();
   // io_uring probes first (and may fall back to epoll), before any worker pool is built.
   if (name === 'io_uring') return (await import('./io_uring/index.js')).createIoUringEngine(opts, internal);
   // Blocking engines read --workers themselves (pool bound / process count): no SO_REUSEPORT loops.

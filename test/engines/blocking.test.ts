@@ -388,14 +388,21 @@ describe('prefork: processes share the listening socket', () => {
     }
   });
 
-  it('one process: kv sees one keyspace across redis-cli runs (with more, each child has its own)', { skip: has('redis-cli') ? false : 'redis-cli not installed (apt-get install redis-tools)' }, async () => {
-    const s = await serveWith({ IOLAB_PROCS: '1' }, ['--engine', 'prefork', '--app', 'kv']);
+  it('kv: one keyspace across the children and redis-cli runs, and across a replaced child', { skip: has('redis-cli') ? false : 'redis-cli not installed (apt-get install redis-tools)' }, async () => {
+    const s = await serveWith({ IOLAB_PROCS: '4' }, ['--engine', 'prefork', '--app', 'kv']);
     try {
       const cli = (...a: string[]): string => run('redis-cli', ['-p', String(s.port), ...a]).stdout.trim();
+      // Parked accept()s wake in FIFO order: successive redis-cli runs land on different children.
       assert.equal(cli('SET', 'k', 'v1'), 'OK');
       assert.equal(cli('GET', 'k'), 'v1');
       assert.equal(cli('INCR', 'n'), '1');
+      assert.equal(cli('INCR', 'n'), '2');
       assert.equal(cli('DBSIZE'), '2');
+      const st = await statsUntil(s, '4 children', (x) => (x.pool.pids?.length ?? 0) === 4);
+      const victim = st.pool.pids![0]!;
+      process.kill(victim, 'SIGKILL');
+      await statsUntil(s, 'a replacement child', (x) => x.processes === 4 && !x.pool.pids!.includes(victim));
+      for (let i = 0; i < 4; i++) assert.equal(cli('GET', 'k'), 'v1', 'every child, the new one too, reads the keyspace');
     } finally {
       assert.equal(await s.stop(), 0);
     }

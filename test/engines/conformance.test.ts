@@ -18,8 +18,6 @@ interface EngineCase {
   args: string[];
   /** Cases this engine cannot meet: a substring of the case title -> the reason, printed as the skip. */
   skip?: Record<string, string>;
-  /** Extra arguments for the kv (RESP) server, replacing `args` (e.g. one loop, since kv keeps one keyspace per loop). */
-  kvArgs?: string[];
 }
 
 export const ENGINE_CASES: EngineCase[] = [
@@ -40,7 +38,6 @@ export const ENGINE_CASES: EngineCase[] = [
     // concurrent connections still pass: they wait in the backlog and are served as threads free up.
     label: 'threads --workers 4',
     args: ['--engine', 'threads', '--workers', '4'],
-    kvArgs: ['--engine', 'threads', '--workers', '4'],
     skip: {
       'wrk:':
         'wrk -c50 keeps 50 keep-alive connections open for the whole run; a pool of 4 threads serves 4 of them and the rest wait in the listen backlog until wrk gives up (the bounded pool is doing its job)',
@@ -52,16 +49,11 @@ export const ENGINE_CASES: EngineCase[] = [
     // A few processes (--workers N on prefork = IOLAB_PROCS=N); the echo case passes as above.
     label: 'prefork --workers 3',
     args: ['--engine', 'prefork', '--workers', '3'],
-    kvArgs: ['--engine', 'prefork', '--workers', '3'],
     skip: {
       'wrk:':
         'wrk -c50 keeps 50 keep-alive connections open for the whole run; 3 prefork children serve 3 of them and the rest wait in the listen backlog until wrk gives up (one connection per process is the model)',
       'redis-benchmark':
         'redis-benchmark -c20 waits for a reply on each of its 20 connections; 3 prefork children serve 3, the other 17 wait in the backlog for connections that never close, so it cannot finish',
-      'redis-cli SET':
-        "kv keeps its keyspace in process memory, one per prefork child, and the kernel hands successive connections to different children (parked accept()s wake in FIFO order), so a GET does not see the previous redis-cli run's SET",
-      'redis-cli --pipe':
-        'kv keeps one keyspace per prefork child: the GET and DBSIZE that check the piped SETs arrive on new connections, which other children accept',
     },
   },
   {
@@ -217,8 +209,9 @@ for (const ec of ENGINE_CASES) {
   describe(`engine ${ec.label}: RESP (kv)`, () => {
     let s: Served;
     before(async () => {
-      // kv keeps one keyspace per loop, so RESP runs on one loop.
-      const args = ec.kvArgs ?? ec.args.filter((a, i) => a !== '--workers' && ec.args[i - 1] !== '--workers');
+      // With --workers N too: the loops share one keyspace (apps/kv-shm.ts), so redis-cli's successive
+      // connections see each other's keys whichever loop accepts them.
+      const args = ec.args;
       s = await startServer([...args, '--app', 'kv', '--quiet']);
     });
     after(async () => {

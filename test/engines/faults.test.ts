@@ -350,7 +350,6 @@ function caseFor(fc: FaultCase) {
   };
 }
 
-/** kv keeps one keyspace per loop; every kv test here SETs and GETs on one connection, so any loop will do. */
 
 for (const fc of FAULT_CASES) {
   const t = caseFor(fc);

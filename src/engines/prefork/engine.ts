@@ -21,6 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadApp } from '../../apps/index.js';
+import { KV_SHM_ENV } from '../../apps/kv-shm.js';
 import {
   IPPROTO_TCP, SHUT_RD, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, counts, eagain, ffi, listenTcp, localAddress, setIntOpt,
 } from '../../sys/index.js';
@@ -173,9 +174,11 @@ export class PreforkEngine implements Engine {
     // threads share them; an inspector port could only be bound once, so that one stays with the parent.
     // compileFlags(): TurboFan on the child's own thread (tiering.ts), which must be set at its start.
     const execArgv = process.execArgv.filter((a) => !/^--inspect/.test(a));
+    // kv's shared keyspace (apps/kv-shm.ts), when there is one: its memfd at the child's fd 5.
+    const shm = process.env[KV_SHM_ENV];
     const proc = spawn(process.execPath, [...compileFlags(), ...execArgv, script], {
-      stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc'],
-      env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg) },
+      stdio: ['ignore', 2, 'inherit', this.listenFd, 'ipc', ...(shm ? [Number(shm)] : [])],
+      env: { ...process.env, IOLAB_PREFORK_CHILD: JSON.stringify(cfg), ...(shm ? { [KV_SHM_ENV]: '5' } : {}) },
     });
     const c: Child = { proc, ready: false, row: null, current: 0, startedAt: performance.now() };
     this.children.add(c);
