@@ -401,7 +401,7 @@ describe('prefork: processes share the listening socket', () => {
       const st = await statsUntil(s, '4 children', (x) => (x.pool.pids?.length ?? 0) === 4);
       const victim = st.pool.pids![0]!;
       process.kill(victim, 'SIGKILL');
-      await statsUntil(s, 'a replacement child', (x) => x.processes === 4 && !x.pool.pids!.includes(victim));
+      await statsUntil(s, 'a replacement child', (x) => x.pool.pids!.length === 4 && !x.pool.pids!.includes(victim));
       for (let i = 0; i < 4; i++) assert.equal(cli('GET', 'k'), 'v1', 'every child, the new one too, reads the keyspace');
     } finally {
       assert.equal(await s.stop(), 0);
