@@ -22,14 +22,14 @@
  * and leave() encodes every object handed out or added during the command back into its record. That
  * costs O(size) per command on an object, which is why Keyspace keeps them as objects where it can.
  *
- * The lock is a word holding its owner's thread id (gettid, cached per isolate): compare-and-swap to
- * take it, sched_yield(2) while another holds it (Atomics.wait needs a SharedArrayBuffer, and a mapped
- * memfd is not one). A waiter that finds the owner gone (/proc/<tid> missing: a child killed, a thread
- * terminated) takes the lock over and says so once: that owner's last command may be half applied.
+ * The lock is a futex (enter(): Atomics on the word, futex(2) to sleep and wake; Atomics.wait needs a
+ * SharedArrayBuffer, and a mapped memfd is not one), with its owner's thread id beside it. A waiter
+ * that finds the owner gone (/proc/<tid> missing: a child killed, a thread terminated) takes the lock
+ * over and says so once: that owner's last command may be half applied.
  */
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createShm, ffi, mapShm } from '../sys/index.js';
+import { ETIMEDOUT, createShm, ffi, mapShm } from '../sys/index.js';
 import { T_NONE, T_OBJECT, T_STRING, type KvKeyspace } from './kv-keyspace.js';
 
 /** Encode and decode kv's objects (lists, sets, hashes) to and from bytes. */
@@ -57,6 +57,22 @@ const H_LIMIT = 14;
 const H_SEED = 15;
 const H_FREE = 16;
 const NCLASS = 27; // 16 << 26 = 1 GB
+const H_OWNER = 60; // the lock holder's thread id, 0 when free
+/** The lock's words (int32 indexes into the region), for tests. */
+export const LOCK_STATE_INDEX = H_LOCK;
+export const LOCK_OWNER_INDEX = H_OWNER;
+
+// futex(2) operations, shared (not FUTEX_PRIVATE_FLAG): the word may be mapped by several processes.
+const FUTEX_WAIT = 0;
+const FUTEX_WAKE = 1;
+/** Tries before sleeping on the futex. */
+const SPINS = 200;
+/** struct timespec {tv_sec, tv_nsec}: a waiter looks at the owner every 100 ms. */
+const WAIT_TIMEOUT = (() => {
+  const t = Buffer.alloc(16);
+  t.writeBigInt64LE(100_000_000n, 8);
+  return t;
+})();
 const HEADER_BYTES = 256;
 
 // ---- a record's header: int32s from the record's start ----
@@ -182,21 +198,31 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
 
   // ---- the lock ----
 
-  /** Take the keyspace for one command (or one sweep). */
+  /**
+   * Take the keyspace for one command (or one sweep). Drepper's "Futexes Are Tricky" mutex (the
+   * lock word is 0 free, 1 taken, 2 taken with waiters), after a short spin: the holder may be on the
+   * other CPU with a microsecond to go, and a futex wait is a sleep and a wake-up. A wait that times
+   * out checks that the owner still exists; one that is gone is taken over (once said).
+   */
   enter(): void {
     const a = this.i32;
-    if (Atomics.compareExchange(a, H_LOCK, 0, myTid) === 0) return;
-    for (let spins = 0; ; spins++) {
-      const owner = Atomics.load(a, H_LOCK);
-      if (owner === 0) {
-        if (Atomics.compareExchange(a, H_LOCK, 0, myTid) === 0) return;
-        continue;
+    if (Atomics.compareExchange(a, H_LOCK, 0, 1) === 0) {
+      a[H_OWNER] = myTid;
+      return;
+    }
+    for (let i = 0; i < SPINS; i++) {
+      if (Atomics.load(a, H_LOCK) === 0 && Atomics.compareExchange(a, H_LOCK, 0, 1) === 0) {
+        a[H_OWNER] = myTid;
+        return;
       }
-      if (owner === myTid) throw new Error('kv: the shared keyspace lock is already held by this thread');
-      ffi.sched_yield();
-      // Every ~1,000 yields, see whether the owner still exists.
-      if ((spins & 1023) === 1023 && !existsSync(`/proc/${owner}`)) {
-        if (Atomics.compareExchange(a, H_LOCK, owner, myTid) === owner) {
+    }
+    let c = Atomics.exchange(a, H_LOCK, 2);
+    while (c !== 0) {
+      const r = ffi.futex(a, FUTEX_WAIT, 2, WAIT_TIMEOUT);
+      if (r === -ETIMEDOUT) {
+        const owner = Atomics.load(a, H_OWNER);
+        if (owner !== 0 && owner !== myTid && !existsSync(`/proc/${owner}`) && Atomics.compareExchange(a, H_OWNER, owner, myTid) === owner) {
+          Atomics.store(a, H_LOCK, 2); // still taken (now ours), and others may be waiting
           if (!tookOver) {
             tookOver = true;
             process.stderr.write(`iolab: kv: thread ${owner} ended while holding the shared keyspace; taking it over (its last command may be half applied)\n`);
@@ -204,7 +230,9 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
           return;
         }
       }
+      c = Atomics.exchange(a, H_LOCK, 2);
     }
+    a[H_OWNER] = myTid;
   }
 
   /** Encode the objects this command touched, then let the keyspace go. */
@@ -213,7 +241,13 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
       if (this.touched.size !== 0) this.writeBack();
     } finally {
       this.touched.clear();
-      Atomics.store(this.i32, H_LOCK, 0);
+      const a = this.i32;
+      a[H_OWNER] = 0;
+      // 1 -> 0: nobody waits. 2 -> 1: somebody may: free it and wake one.
+      if (Atomics.sub(a, H_LOCK, 1) !== 1) {
+        Atomics.store(a, H_LOCK, 0);
+        ffi.futex(a, FUTEX_WAKE, 1, null);
+      }
     }
   }
 

@@ -28,8 +28,22 @@ export function createShm(name: string, size: number): number {
   return fd;
 }
 
-/** Map `size` bytes of the memfd `fd`, shared, for the life of the process. */
+/**
+ * Map `size` bytes of the memfd `fd`, shared, for the life of the process: once per process. The
+ * threads of a process share its address space, so the first to map it leaves the address in the
+ * environment (IOLAB_SHM_<fd> = pid:address:size; the threads engine's threads share process.env) and
+ * the others view the same mapping: one mapping, whose pages RSS counts once, instead of one per
+ * thread counted as many times. A child process inherits the variable with its parent's pid, and maps
+ * the fd it was given for itself.
+ */
 export function mapShm(fd: number, size: number): ArrayBuffer {
+  const key = `IOLAB_SHM_${fd}`;
+  const at = process.env[key]?.split(':');
+  if (at !== undefined && Number(at[0]) === process.pid && Number(at[2]) === size) {
+    const p = koffi.decode(new BigUint64Array([BigInt(at[1]!)]), 'void *');
+    return koffi.view(p, size) as ArrayBuffer;
+  }
   const p = ffi.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  process.env[key] = `${process.pid}:${koffi.address(p)}:${size}`;
   return koffi.view(p, size) as ArrayBuffer;
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { createKv, type KvApp } from '../../src/apps/kv.js';
+import { LOCK_OWNER_INDEX, LOCK_STATE_INDEX } from '../../src/apps/kv-shm.js';
 import { OutBuf } from '../../src/protocols/outbuf.js';
 import { createShm, mapShm } from '../../src/sys/index.js';
 
@@ -18,7 +19,7 @@ function call(app: KvApp, ...args: string[]): string {
 }
 
 describe('kv: shared keyspace', () => {
-  it('two apps over one memfd (two mappings) share keys, lists and deadlines', () => {
+  it('two apps over one memfd share keys, lists and deadlines', () => {
     const fd = createShm('iolab-kv-test', 1 << 24);
     const a = createKv({ shared: mapShm(fd, 1 << 24) });
     const b = createKv({ shared: mapShm(fd, 1 << 24) });
@@ -68,7 +69,9 @@ describe('kv: shared keyspace', () => {
     assert.equal(call(app, 'SET', 'k', 'v'), '+OK\r\n');
     // A pid (= the tid of its only thread) that has just exited: /proc/<pid> is gone.
     const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
-    Atomics.store(new Int32Array(region), 0, Number(gone));
+    const words = new Int32Array(region);
+    Atomics.store(words, LOCK_STATE_INDEX, 1);
+    Atomics.store(words, LOCK_OWNER_INDEX, Number(gone));
     const chunks: string[] = [];
     const write = process.stderr.write;
     process.stderr.write = ((c: string) => (chunks.push(String(c)), true)) as typeof process.stderr.write;
@@ -78,7 +81,8 @@ describe('kv: shared keyspace', () => {
       process.stderr.write = write;
     }
     assert.match(chunks.join(''), new RegExp(`thread ${gone} ended while holding the shared keyspace`));
-    assert.equal(Atomics.load(new Int32Array(region), 0), 0, 'the lock is free again');
+    assert.equal(Atomics.load(words, LOCK_STATE_INDEX), 0, 'the lock is free again');
+    assert.equal(Atomics.load(words, LOCK_OWNER_INDEX), 0);
   });
 
   it('a full region answers -OOM and keeps what it holds', () => {
