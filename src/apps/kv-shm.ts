@@ -125,7 +125,12 @@ export const KV_SHM_ENV = 'IOLAB_KV_SHM';
  */
 export function shareKeyspace(): void {
   if (process.env[KV_SHM_ENV]) return;
-  process.env[KV_SHM_ENV] = String(createShm('iolab-kv', SHM_KEYSPACE_BYTES));
+  try {
+    process.env[KV_SHM_ENV] = String(createShm('iolab-kv', SHM_KEYSPACE_BYTES));
+  } catch (e) {
+    // A kernel or sandbox without memfd_create: serve on, one keyspace per isolate, and say so.
+    process.stderr.write(`iolab: kv: no shared memory (${(e as Error).message}): each thread, process or loop keeps a keyspace of its own\n`);
+  }
 }
 
 /** The region named by the environment, mapped into this isolate; undefined when there is none. */
