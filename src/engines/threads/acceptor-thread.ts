@@ -17,7 +17,7 @@ import {
 } from '../../sys/index.js';
 import { ROW_WAKEUPS, countInto, refuse } from './blocking.js';
 import {
-  C_BOUNDED, C_CURRENT, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, START_FDS, claimIdle, handOver,
+  C_BOUNDED, C_CURRENT, C_HANDOFF, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_STOP, C_TOTAL, C_WAITING, START_FDS, claimIdle, handOver,
   rowOf, type AcceptorData, type FromAcceptor,
 } from './shared.js';
 
@@ -118,7 +118,10 @@ for (;;) {
   Atomics.add(ctl, C_TOTAL, 1);
   if (cur > ctl[C_PEAK]!) Atomics.store(ctl, C_PEAK, cur); // only this thread writes C_PEAK
   if (slot >= 0) handOver(ctl, slot, fd);
-  else send({ type: 'spawn', fd });
+  else {
+    Atomics.add(ctl, C_HANDOFF, 1); // counted in C_CURRENT, not yet in the main thread's queue
+    send({ type: 'spawn', fd });
+  }
 }
 
 if (reserveFd >= 0) ffi.close(reserveFd);

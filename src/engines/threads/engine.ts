@@ -56,7 +56,7 @@ import {
   refuse, rowSyscalls, rssOf, setTimeoutOpt,
 } from './blocking.js';
 import {
-  C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, C_WAITING,
+  C_BOUNDED, C_CURRENT, C_IDLE, C_LIMIT, C_MAXCONN, C_PEAK, C_REFUSED, C_SLOTS_HIGH, C_STOP, C_TOTAL, C_WAITING, C_HANDOFF,
   PARK_LINGER, PARK_READ, PARK_WAKING, START_FDS, S_FD, S_PARKED, S_SERVING, S_STATE, ST_BUSY, ST_FREE, ST_IDLE, claimIdle, controlBlock,
   handOver, rowOf, slotIndex, statsBlock, type AcceptorData, type ConnThreadData, type FromAcceptor, type FromConnThread, type ToConnThread,
 } from './shared.js';
@@ -248,7 +248,10 @@ export class ThreadsEngine implements Engine {
     return new Promise((resolve, reject) => {
       w.on('message', (m: FromAcceptor) => {
         if (m.type === 'ready') resolve();
-        else if (m.type === 'spawn') this.assign(m.fd);
+        else if (m.type === 'spawn') {
+          this.assign(m.fd);
+          Atomics.sub(this.ctl, C_HANDOFF, 1);
+        }
         else if (m.type === 'warn') this.warnOnce(m.message, m.message);
       });
       w.once('error', (e) => {
@@ -606,8 +609,9 @@ export class ThreadsEngine implements Engine {
         peak: Atomics.load(ctl, C_PEAK),
         total: Atomics.load(ctl, C_TOTAL),
         refused: Atomics.load(ctl, C_REFUSED),
-        // Accepted, but no thread of theirs has started yet: in the FIFO, or on a thread still starting.
-        queued: this.waiting.length + this.startingConns,
+        // Accepted, but no thread of theirs has started yet: on its way from the acceptor, in the FIFO,
+        // or on a thread still starting.
+        queued: Atomics.load(ctl, C_HANDOFF) + this.waiting.length + this.startingConns,
       },
       requests: sum[ROW_REQUESTS]!,
       bytesIn: sum[ROW_BYTES_IN]!,

@@ -52,6 +52,8 @@ export const C_PEAK = 7;
 export const C_SLOTS_HIGH = 8;
 export const C_MAXCONN = 9;
 export const C_WAITING = 10;
+/** Connections the acceptor has counted and sent to the main thread (a message) that it has not taken yet. */
+export const C_HANDOFF = 11;
 
 /** Globals fill the first 64-byte cache line; each slot has a line of its own (no false sharing). */
 export const SLOT_BASE = 16;
