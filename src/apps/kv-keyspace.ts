@@ -79,6 +79,17 @@ function wr32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v >>> 24;
 }
 
+/** A key's hash (see Hashing above): FNV-1a from `seed`, then murmur3's finaliser. */
+export function hashKey(seed: number, b: Uint8Array, s: number, e: number): number {
+  let h = seed ^ (e - s);
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
 /** Short copies with a loop: measured on Node 20, about twice as fast as a native copy up to ~48 bytes. */
 function copyBytes(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: number): void {
   if (n <= 48) for (let i = 0; i < n; i++) dst[d + i] = src[s + i];
@@ -164,13 +175,7 @@ export class Keyspace<O> implements KvKeyspace<O> {
   }
 
   private hash(b: Uint8Array, s: number, e: number): number {
-    let h = this.seed ^ (e - s);
-    for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return h ^ (h >>> 16);
+    return hashKey(this.seed, b, s, e);
   }
 
   /** Point rb/ro at the record `ref` names. */

@@ -30,7 +30,7 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ETIMEDOUT, createShm, ffi, mapShm } from '../sys/index.js';
-import { T_NONE, T_OBJECT, T_STRING, type KvKeyspace } from './kv-keyspace.js';
+import { T_NONE, T_OBJECT, T_STRING, hashKey, type KvKeyspace } from './kv-keyspace.js';
 
 /** Encode and decode kv's objects (lists, sets, hashes) to and from bytes. */
 export interface ObjectCodec<O> {
@@ -298,13 +298,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
   }
 
   private hash(b: Uint8Array, s: number, e: number): number {
-    let h = this.seed ^ (e - s);
-    for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return h ^ (h >>> 16);
+    return hashKey(this.seed, b, s, e);
   }
 
   private rowAt(id: number): number {
