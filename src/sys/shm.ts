@@ -34,7 +34,8 @@ export function createShm(name: string, size: number): number {
  * environment (IOLAB_SHM_<fd> = pid:address:size; the threads engine's threads share process.env) and
  * the others view the same mapping: one mapping, whose pages RSS counts once, instead of one per
  * thread counted as many times. A child process inherits the variable with its parent's pid, and maps
- * the fd it was given for itself.
+ * the fd it was given for itself. The fd must stay open for the life of the process (its number is
+ * the mapping's name here).
  */
 export function mapShm(fd: number, size: number): ArrayBuffer {
   const key = `IOLAB_SHM_${fd}`;
