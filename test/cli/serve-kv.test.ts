@@ -106,5 +106,24 @@ for (const args of [['--engine', 'threads'], ['--engine', 'prefork', '--workers'
         assert.equal(await s.stop(), 0);
       }
     });
+
+    it('keys with a deadline that nobody reads again are reclaimed (active expiry)', async () => {
+      const s = await startServer([...args, '--app', 'kv', '--quiet']);
+      const c = await Client.connect(s.port);
+      try {
+        const sets = Array.from({ length: 100 }, (_, i) => ['SET', `tmp${i}`, 'x', 'PX', '50']);
+        assert.equal((await c.send(...sets, ['SET', 'keep', 'y'], ['DBSIZE']))[101], ':101\r\n');
+        // DBSIZE counts expired keys until something reclaims them; nothing reads them here.
+        let size = '';
+        for (let i = 0; i < 40 && size !== ':1\r\n'; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          [size] = await c.send(['DBSIZE']);
+        }
+        assert.equal(size, ':1\r\n', 'the 100 expired keys were swept');
+      } finally {
+        c.close();
+        assert.equal(await s.stop(), 0);
+      }
+    });
   });
 }

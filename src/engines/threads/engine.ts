@@ -142,6 +142,7 @@ export class ThreadsEngine implements Engine {
   /** Accepted connections waiting for a thread (FIFO; their count is C_WAITING). */
   private readonly waiting: number[] = [];
   private waitingTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private readonly warned = new Set<string>();
 
   constructor(private readonly opts: EngineOptions) {
@@ -156,6 +157,13 @@ export class ThreadsEngine implements Engine {
     const app = await loadApp(o.app); // fail here, once, rather than in every thread
     this.protocol = app.protocol;
     this.appName = app.name;
+    // Active expiry (kv): each thread's Service has a sweep timer, but a connection thread sits in
+    // read() and seldom runs its timers. The keyspace is shared (apps/kv-shm.ts), so this thread
+    // sweeps it for all of them, as Redis's serverCron does ~10 times a second.
+    if (app.protocol === 'resp' && typeof app.sweep === 'function') {
+      const sweep = app.sweep.bind(app);
+      this.sweepTimer = setInterval(sweep, 100).unref();
+    }
 
     const maxThreads = o.maxThreads ?? envInt('IOLAB_MAX_THREADS') ?? (o.workers > 1 ? o.workers : undefined);
     this.bounded = maxThreads !== undefined;
@@ -573,6 +581,7 @@ export class ThreadsEngine implements Engine {
     if (!this.stopping || this.finished || this.acceptor !== null) return;
     if (this.slots.some((e) => e != null) || this.waiting.length > 0) return;
     this.finished = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.forceTimer) clearTimeout(this.forceTimer);
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
