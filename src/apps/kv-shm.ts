@@ -144,6 +144,8 @@ export function sharedRegionFromEnv(): ArrayBufferLike | undefined {
 
 export class ShmKeyspace<O> implements KvKeyspace<O> {
   private readonly i32: Int32Array;
+  /** The lock word alone: what futex(2) is given (koffi passes a typed array's data pointer). */
+  private readonly lockWord: Int32Array;
   private readonly f64: Float64Array;
   private readonly u8: Buffer;
   private readonly seed: number;
@@ -159,6 +161,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
 
   constructor(region: ArrayBufferLike, private readonly codec: ObjectCodec<O>) {
     this.i32 = new Int32Array(region);
+    this.lockWord = this.i32.subarray(H_LOCK, H_LOCK + 1);
     this.f64 = new Float64Array(region, 0, region.byteLength >>> 3);
     this.u8 = Buffer.from(region);
     this.foundBuf = this.u8;
@@ -223,7 +226,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
     }
     let c = Atomics.exchange(a, H_LOCK, 2);
     while (c !== 0) {
-      const r = ffi.futex(a, FUTEX_WAIT, 2, WAIT_TIMEOUT);
+      const r = ffi.futex(this.lockWord, FUTEX_WAIT, 2, WAIT_TIMEOUT);
       if (r === -ETIMEDOUT) {
         const owner = Atomics.load(a, H_OWNER);
         if (owner !== 0 && owner !== myTid && !existsSync(`/proc/${owner}`) && Atomics.compareExchange(a, H_OWNER, owner, myTid) === owner) {
@@ -251,7 +254,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
       // 1 -> 0: nobody waits. 2 -> 1: somebody may: free it and wake one.
       if (Atomics.sub(a, H_LOCK, 1) !== 1) {
         Atomics.store(a, H_LOCK, 0);
-        ffi.futex(a, FUTEX_WAKE, 1, null);
+        ffi.futex(this.lockWord, FUTEX_WAKE, 1, null);
       }
     }
   }

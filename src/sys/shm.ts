@@ -4,8 +4,9 @@
  * A JavaScript heap belongs to one isolate, and a SharedArrayBuffer can only travel by postMessage
  * (which a thread parked in read(2) never reads) and never to another process. A memfd can: it is an
  * anonymous file (memfd_create(2)), sized with ftruncate(2) (sparse: pages are allocated when first
- * written), which every thread maps for itself by its fd number and a child process maps by the fd
- * it inherits (spawn's stdio array). Each mapping is MAP_SHARED, so all see the same pages.
+ * written), which a process maps once by its fd number (its threads find the mapping's address, see
+ * mapShm) and a child process maps by the fd it inherits (spawn's stdio array). Every mapping is
+ * MAP_SHARED, so all see the same pages.
  *
  * koffi.view() hands back a plain ArrayBuffer over the mapping; Atomics work on it (ECMAScript allows
  * them on non-shared buffers, and V8 emits the same locked instructions), Atomics.wait does not.
