@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { getrlimit } from '../sys/index.js';
+import { createShm, ffi, getrlimit } from '../sys/index.js';
 import { probeIoUring } from '../sys/io_uring.js';
 import { contended, sampleCache } from '../lab/cacheprobe.js';
 
@@ -94,6 +94,7 @@ export async function doctorChecks(): Promise<Check[]> {
         }
       : { name: 'io_uring', value: `refused: ${uring.reason}`, ok: false, advice: 'the io_uring engine falls back to epoll and says so; results record the engine that ran' },
   );
+  add(sharedMemoryCheck());
   for (const c of extraChecks) add(await c());
 
   // Shared hosts: another tenant can hold the last-level cache for seconds at a time (lab/cacheprobe.ts).
@@ -137,5 +138,21 @@ export async function doctor(json: boolean): Promise<void> {
   for (const c of checks) {
     process.stdout.write(`${c.ok ? ' ok ' : 'warn'}  ${c.name.padEnd(w)}  ${c.value}\n`);
     if (c.advice && !c.ok) process.stdout.write(`${' '.repeat(w + 8)}-> ${c.advice}\n`);
+  }
+}
+
+/** kv's one keyspace on multi-isolate engines needs a memfd (apps/kv-shm.ts): make and size one. */
+function sharedMemoryCheck(): Check {
+  const name = 'shared memory (memfd)';
+  try {
+    ffi.close(createShm('iolab-doctor', 1 << 20));
+    return { name, value: 'memfd_create + ftruncate: kv keeps one keyspace on threads, prefork and --workers N', ok: true };
+  } catch (e) {
+    return {
+      name,
+      value: `refused: ${(e as Error).message}`,
+      ok: false,
+      advice: 'kv on threads, prefork and --workers N falls back to a keyspace per thread, process or loop, and says so',
+    };
   }
 }

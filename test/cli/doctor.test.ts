@@ -28,6 +28,8 @@ describe('iolab doctor', () => {
     assert.ok(Number(m[1]) <= Number(m[2]) && Number(m[1]) > 0, l3.value);
     assert.equal(l3.ok, m[3] === ', steady');
     assert.equal(l3.advice !== undefined, !l3.ok);
+    // kv's shared keyspace needs a memfd; a test machine has one (the kv suites use it).
+    assert.equal(by('shared memory (memfd)').ok, true, by('shared memory (memfd)').value);
     for (const c of checks) assert.equal(typeof c.ok, 'boolean', c.name);
   });
 
