@@ -29,7 +29,7 @@
  */
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { ETIMEDOUT, createShm, ffi, mapShm } from '../sys/index.js';
+import { ETIMEDOUT, createShm, ffi, mapShm, releaseShm } from '../sys/index.js';
 import { T_NONE, T_OBJECT, T_STRING, hashKey, type KvKeyspace } from './kv-keyspace.js';
 
 /** Encode and decode kv's objects (lists, sets, hashes) to and from bytes. */
@@ -159,7 +159,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
   foundValue = 0;
   foundLen = 0;
 
-  constructor(region: ArrayBufferLike, private readonly codec: ObjectCodec<O>) {
+  constructor(private readonly region: ArrayBufferLike, private readonly codec: ObjectCodec<O>) {
     this.i32 = new Int32Array(region);
     this.lockWord = this.i32.subarray(H_LOCK, H_LOCK + 1);
     this.f64 = new Float64Array(region, 0, region.byteLength >>> 3);
@@ -470,6 +470,9 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
   clear(): void {
     this.touched.clear();
     this.reset();
+    // The tables start again at the front; what lies past them goes back to the kernel, as Redis's
+    // FLUSHALL frees its memory (all mappings see the hole).
+    releaseShm(this.region, this.i32[H_TOP] * 8);
   }
 
   // ---- slots, rows and records ----

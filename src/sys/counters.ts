@@ -18,7 +18,7 @@ export const SYSCALLS = [
   // files (apps/static.ts and engines' file bodies): open, size, and the copy or zero-copy send.
   'openat', 'statx', 'pread64', 'splice',
   // shared memory between isolates (sys/shm.ts): kv's keyspace on thread- and process-per-connection engines.
-  'memfd_create', 'ftruncate', 'futex',
+  'memfd_create', 'ftruncate', 'futex', 'fallocate',
 ] as const;
 export type SyscallName = (typeof SYSCALLS)[number];
 

@@ -179,6 +179,7 @@ const _splice = libc.func('intptr_t splice(int, void *, int, void *, size_t, uns
 const _gettid = libc.func('int gettid()');
 const _memfd_create = libc.func('memfd_create', 'int', ['str', 'unsigned int']);
 const _ftruncate = libc.func('int ftruncate(int, int64_t)');
+const _fallocate = libc.func('int fallocate(int, int, int64_t, int64_t)');
 // futex(2) has no libc wrapper: through syscall(2), as io_uring below. Its number is not unified.
 const NR_futex = process.arch === 'arm64' ? 98 : 202;
 const _futex = libc.func('syscall', 'long', ['long', 'void *', 'int', 'int', 'void *', 'void *', 'int']);
@@ -248,6 +249,7 @@ export let gettid = cold('gettid', (): number => _gettid());
 export let munmapRaw = cold('munmap', (addr: unknown, len: number): number => _munmap(addr, len));
 export let memfdCreate = cold('memfd_create', (name: string, flags: number): number => _memfd_create(name, flags));
 export let ftruncate = cold('ftruncate', (fd: number, len: number): number => _ftruncate(fd, len));
+export let fallocate = cold('fallocate', (fd: number, mode: number, off: number, len: number): number => _fallocate(fd, mode, off, len));
 /**
  * futex(2) on the int32 at the start of `word` (a typed array: koffi passes its data pointer).
  * A wait returns -EINTR rather than retrying (as the other waits), -EAGAIN when the word had changed.
@@ -298,7 +300,7 @@ const BINDINGS = {
   read, write, readv, writev, recv, send, accept4, connect, close, shutdown, epollCtl, epollWait, poll, select, sendfile,
   sched_yield, nanosleepRaw, io_uring_enter, io_uring_setup, io_uring_register, fcntl, getsockopt, socket, setsockopt,
   bind, listen, getsockname, getpeername, epollCreate1, eventfd, getrlimitRaw, setrlimitRaw, schedSetaffinityRaw,
-  pipe2Raw, open, gettid, munmapRaw, mmap, prctl, epollPwait2, openat, pread, statx, splice, memfdCreate, ftruncate, futex,
+  pipe2Raw, open, gettid, munmapRaw, mmap, prctl, epollPwait2, openat, pread, statx, splice, memfdCreate, ftruncate, futex, fallocate,
 };
 type Bindings = typeof BINDINGS;
 /** The untraced bindings: what every export above is whenever tracing is off (tests compare against it). */
@@ -313,7 +315,7 @@ const SYSNAME: { readonly [K in keyof Bindings]: SyscallName } = {
   getpeername: 'getpeername', epollCreate1: 'epoll_create1', eventfd: 'eventfd', getrlimitRaw: 'getrlimit',
   setrlimitRaw: 'setrlimit', schedSetaffinityRaw: 'sched_setaffinity', pipe2Raw: 'pipe2', open: 'open', gettid: 'gettid',
   munmapRaw: 'munmap', mmap: 'mmap', prctl: 'prctl', epollPwait2: 'epoll_pwait2', openat: 'openat', pread: 'pread64',
-  statx: 'statx', splice: 'splice', memfdCreate: 'memfd_create', ftruncate: 'ftruncate', futex: 'futex',
+  statx: 'statx', splice: 'splice', memfdCreate: 'memfd_create', ftruncate: 'ftruncate', futex: 'futex', fallocate: 'fallocate',
 };
 
 function assign(b: Bindings): void {
@@ -326,7 +328,7 @@ function assign(b: Bindings): void {
   getrlimitRaw = b.getrlimitRaw; setrlimitRaw = b.setrlimitRaw; schedSetaffinityRaw = b.schedSetaffinityRaw;
   pipe2Raw = b.pipe2Raw; open = b.open; gettid = b.gettid; munmapRaw = b.munmapRaw; mmap = b.mmap; prctl = b.prctl;
   epollPwait2 = b.epollPwait2; openat = b.openat; pread = b.pread; statx = b.statx; splice = b.splice;
-  memfdCreate = b.memfdCreate; ftruncate = b.ftruncate; futex = b.futex;
+  memfdCreate = b.memfdCreate; ftruncate = b.ftruncate; futex = b.futex; fallocate = b.fallocate;
 }
 
 /**

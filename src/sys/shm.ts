@@ -41,11 +41,31 @@ export function createShm(name: string, size: number): number {
 export function mapShm(fd: number, size: number): ArrayBuffer {
   const key = `IOLAB_SHM_${fd}`;
   const at = process.env[key]?.split(':');
+  let p: unknown;
   if (at !== undefined && Number(at[0]) === process.pid && Number(at[2]) === size) {
-    const p = koffi.decode(new BigUint64Array([BigInt(at[1]!)]), 'void *');
-    return koffi.view(p, size) as ArrayBuffer;
+    p = koffi.decode(new BigUint64Array([BigInt(at[1]!)]), 'void *');
+  } else {
+    p = ffi.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    process.env[key] = `${process.pid}:${koffi.address(p)}:${size}`;
   }
-  const p = ffi.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  process.env[key] = `${process.pid}:${koffi.address(p)}:${size}`;
-  return koffi.view(p, size) as ArrayBuffer;
+  const region = koffi.view(p, size) as ArrayBuffer;
+  fdOf.set(region, fd);
+  return region;
+}
+
+const fdOf = new WeakMap<ArrayBufferLike, number>();
+const FALLOC_FL_KEEP_SIZE = 1;
+const FALLOC_FL_PUNCH_HOLE = 2;
+const PAGE = 4096;
+
+/**
+ * Give the pages of `region` from byte `from` on back to the kernel (fallocate(2) punching a hole in
+ * the memfd: every mapping then reads zeros there, and the memory is free). A region that is not a
+ * mapped memfd (a SharedArrayBuffer in tests) is left as it is.
+ */
+export function releaseShm(region: ArrayBufferLike, from: number): void {
+  const fd = fdOf.get(region);
+  if (fd === undefined) return;
+  const start = Math.ceil(from / PAGE) * PAGE;
+  if (start < region.byteLength) ffi.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, region.byteLength - start);
 }

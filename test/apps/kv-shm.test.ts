@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { createKv, type KvApp } from '../../src/apps/kv.js';
 import { LOCK_OWNER_INDEX, LOCK_STATE_INDEX } from '../../src/apps/kv-shm.js';
@@ -83,6 +84,24 @@ describe('kv: shared keyspace', () => {
     assert.match(chunks.join(''), new RegExp(`thread ${gone} ended while holding the shared keyspace`));
     assert.equal(Atomics.load(words, LOCK_STATE_INDEX), 0, 'the lock is free again');
     assert.equal(Atomics.load(words, LOCK_OWNER_INDEX), 0);
+  });
+
+  it('FLUSHALL gives the region\'s pages back to the kernel, and the keyspace goes on', () => {
+    const shmem = (): number => Number(/RssShmem:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'latin1'))![1]) * 1024;
+    const size = 64 << 20;
+    const app = createKv({ shared: mapShm(createShm('iolab-kv-flush', size), size) });
+    const before = shmem();
+    const value = 'v'.repeat(100_000);
+    for (let i = 0; i < 200; i++) assert.equal(call(app, 'SET', `k${i}`, value), '+OK\r\n');
+    const filled = shmem();
+    assert.ok(filled - before > 15 << 20, `20 MB of values: RssShmem ${before} -> ${filled}`);
+    assert.equal(call(app, 'FLUSHALL'), '+OK\r\n');
+    const flushed = shmem();
+    assert.ok(filled - flushed > 15 << 20, `after FLUSHALL: RssShmem ${filled} -> ${flushed}`);
+    assert.equal(call(app, 'DBSIZE'), ':0\r\n');
+    assert.equal(call(app, 'SET', 'again', 'x'), '+OK\r\n');
+    assert.equal(call(app, 'GET', 'again'), '$1\r\nx\r\n');
+    assert.equal(call(app, 'GET', 'k7'), '$-1\r\n');
   });
 
   it('a full region answers -OOM and keeps what it holds', () => {
