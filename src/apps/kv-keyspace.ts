@@ -91,7 +91,7 @@ export function hashKey(seed: number, b: Uint8Array, s: number, e: number): numb
 }
 
 /** Short copies with a loop: measured on Node 20, about twice as fast as a native copy up to ~48 bytes. */
-function copyBytes(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: number): void {
+export function copyBytes(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: number): void {
   if (n <= 48) for (let i = 0; i < n; i++) dst[d + i] = src[s + i];
   else dst.set(src.subarray(s, s + n), d);
 }

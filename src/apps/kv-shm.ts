@@ -30,7 +30,7 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ETIMEDOUT, createShm, ffi, mapShm, releaseShm } from '../sys/index.js';
-import { T_NONE, T_OBJECT, T_STRING, hashKey, type KvKeyspace } from './kv-keyspace.js';
+import { T_NONE, T_OBJECT, T_STRING, copyBytes, hashKey, type KvKeyspace } from './kv-keyspace.js';
 
 /** Encode and decode kv's objects (lists, sets, hashes) to and from bytes. */
 export interface ObjectCodec<O> {
@@ -387,8 +387,7 @@ export class ShmKeyspace<O> implements KvKeyspace<O> {
     }
     this.i32[rec * 2 + R_VLEN] = vlen;
     const at = rec * 8 + HDR + klen;
-    if (vlen <= 48) for (let i = 0; i < vlen; i++) this.u8[at + i] = v[vs + i];
-    else this.u8.set(v.subarray(vs, ve), at);
+    copyBytes(v, vs, this.u8, at, vlen);
     return id;
   }
 

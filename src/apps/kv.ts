@@ -761,7 +761,8 @@ export function createKv(opts: KvOptions = {}): KvApp {
     const id = lookupId(args[1]);
     if (id < 0) return void out.bytes(RESP_ZERO);
     if (flags !== 0) {
-      const current = ks.deadlineOf(id) === 0 ? -1 : ks.deadlineOf(id);
+      const had = ks.deadlineOf(id);
+      const current = had === 0 ? -1 : had;
       if (flags & EXPIRE_NX && current !== -1) return void out.bytes(RESP_ZERO);
       if (flags & EXPIRE_XX && current === -1) return void out.bytes(RESP_ZERO);
       // GT treats "no deadline" as infinite, so it always fails; LT always passes then.
@@ -1199,17 +1200,46 @@ export function createKv(opts: KvOptions = {}): KvApp {
     return true;
   }
 
+  // With a shared keyspace every command (and sweep) takes its lock where it arrives. A region that
+  // is full answers as Redis does past maxmemory, and the keyspace keeps what it held.
+  const full = (e: unknown, out: OutBuf | null): undefined => {
+    if (!(e instanceof KeyspaceFull)) throw e;
+    if (out !== null) writeError(out, e.message);
+    return undefined;
+  };
   const app: KvApp = {
     protocol: 'resp',
     name: 'kv',
-    handle(args: Buffer[], out: OutBuf): void | 'close' {
-      return handleCommand(args, out);
+    handle: shm === null ? handleCommand : (args: Buffer[], out: OutBuf): void | 'close' => {
+      shm.enter();
+      try {
+        return handleCommand(args, out);
+      } catch (e) {
+        return full(e, out);
+      } finally {
+        shm.leave();
+      }
     },
-    handleArgv(buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close' {
-      return handleArgvIn(buf, argv, out);
+    handleArgv: shm === null ? handleArgvIn : (buf: Buffer, argv: RespArgv, out: OutBuf): void | 'close' => {
+      shm.enter();
+      try {
+        return handleArgvIn(buf, argv, out);
+      } catch (e) {
+        return full(e, out);
+      } finally {
+        shm.leave();
+      }
     },
-    sweep(at?: number, budget = 256): number {
-      return sweepIn(at, budget);
+    sweep: shm === null ? sweepIn : (at?: number, budget?: number): number => {
+      shm.enter();
+      try {
+        return sweepIn(at, budget);
+      } catch (e) {
+        full(e, null);
+        return 0;
+      } finally {
+        shm.leave();
+      }
     },
     get size() {
       return ks.count;
@@ -1218,25 +1248,6 @@ export function createKv(opts: KvOptions = {}): KvApp {
       return ks.expiringCount;
     },
   };
-  if (shm !== null) {
-    // One lock per command (or sweep), taken where the command arrives: the keyspace is shared.
-    const locked = <A extends unknown[], R>(fn: (...a: A) => R, out: (a: A) => OutBuf | null) => (...a: A): R | undefined => {
-      shm.enter();
-      try {
-        return fn(...a);
-      } catch (e) {
-        if (!(e instanceof KeyspaceFull)) throw e;
-        const o = out(a);
-        if (o !== null) writeError(o, e.message);
-        return undefined;
-      } finally {
-        shm.leave();
-      }
-    };
-    app.handle = locked(handleCommand, (a) => a[1]) as KvApp['handle'];
-    app.handleArgv = locked(handleArgvIn, (a) => a[2]) as KvApp['handleArgv'];
-    app.sweep = locked(sweepIn, () => null) as KvApp['sweep'];
-  }
   return app;
 
   function handleCommand(args: Buffer[], out: OutBuf): void | 'close' {
@@ -1285,7 +1296,7 @@ export function createKv(opts: KvOptions = {}): KvApp {
     return handleCommand(argvArgs(buf, argv), out);
   }
 
-  function sweepIn(at: number | undefined, budget = 256): number {
+  function sweepIn(at?: number, budget = 256): number {
     if (ks.expiringCount === 0) {
       sweepIter = null;
       return 0;
